@@ -1,0 +1,442 @@
+//! The plan: what `boxr` hands to `boxr-init`, and what the init reports back.
+//!
+//! `boxr` (the frontend) parses and validates a container config and compiles it into a
+//! [`Plan`]: the process to run plus an ordered list of setup [`Step`]s. It sends the plan as one
+//! message over a `SOCK_SEQPACKET` socket that `boxr-init` inherits as fd [`PLAN_FD`]. The init
+//! executes the steps in order, forks the workload and becomes its PID 1. When something fails,
+//! the init sends a fixed-size [`Report`] back over the same socket naming the index of the step
+//! (the frontend, which still has the plan, turns it into a sentence) and the errno.
+//!
+//! This crate is `no_std` and allocation-free on the decoding side, which is all `boxr-init`
+//! links; the encoder (feature `alloc`) is for the frontend.
+//!
+//! # Wire format (little-endian)
+//! ```text
+//! plan    := MAGIC version:u8 flags:u8 args:list env:list nsteps:u16 step{nsteps}
+//! list    := count:u16 str*
+//! str     := len:u16 bytes[len]          -- bytes end in exactly one NUL, which len counts
+//! step    := tag:u8 fields               -- fields per tag, see `Step`
+//! report  := tag:u8 0:u8 step:u16 errno:u32   -- always REPORT_LEN bytes
+//! ```
+#![no_std]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+use core::ffi::CStr;
+use core::fmt;
+
+/// The fd number on which `boxr-init` finds its end of the plan socket.
+pub const PLAN_FD: i32 = 3;
+/// The largest plan the init accepts (it receives into a static buffer of this size).
+pub const MAX_PLAN_LEN: usize = 64 * 1024;
+/// The most arguments, and separately the most environment entries, a process may have.
+pub const MAX_LIST_LEN: usize = 1024;
+/// The most bytes a single string (path, argument, ...) may have, NUL included.
+pub const MAX_STR_LEN: usize = 4096;
+/// The size of every [`Report`] on the wire.
+pub const REPORT_LEN: usize = 8;
+
+const MAGIC: &[u8; 4] = b"BXPL";
+const VERSION: u8 = 1;
+
+/// Run-wide switches for the init, in the plan header.
+pub mod flags {
+    /// The init is not PID 1 of a new PID namespace: it makes itself a child subreaper so that
+    /// orphans of the workload are still re-parented to it and reaped.
+    pub const SUBREAPER: u8 = 1 << 0;
+    /// Every flag this version knows.
+    pub const ALL: u8 = SUBREAPER;
+}
+
+/// The mount(2) flag bits the plan carries (the kernel's `MS_*` values, passed through as-is).
+pub mod ms {
+    pub const RDONLY: u32 = 1;
+    pub const NOSUID: u32 = 2;
+    pub const NODEV: u32 = 4;
+    pub const NOEXEC: u32 = 8;
+    pub const REC: u32 = 0x4000;
+    pub const STRICTATIME: u32 = 1 << 24;
+    /// Every flag a plan may carry.
+    pub const ALL: u32 = RDONLY | NOSUID | NODEV | NOEXEC | REC | STRICTATIME;
+}
+
+/// One setup step. `S` is `&CStr` when decoded and an owned C string when built.
+///
+/// Every `target`/`path` inside the container is an absolute, normalised path (no `.`, `..`, or
+/// empty components) relative to the rootfs; the init resolves it inside the rootfs and never
+/// follows a symlink out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<S> {
+    /// Make every mount in the new mount namespace private, so nothing propagates to the host.
+    MakeMountsPrivate,
+    /// Bind-mount the rootfs (an absolute host path) onto itself; later targets resolve in it.
+    BindRootfs { path: S },
+    /// Mount a new filesystem instance at `target` (a directory, created if missing). With
+    /// `strict`, no component of `target` may be a symlink (for `/proc`, `/sys`, `/dev`).
+    MountFs { fstype: S, target: S, flags: u32, data: S, strict: bool },
+    /// Bind-mount the host path `source` onto `target` (created as an empty file when `file`,
+    /// else as a directory). `flags` may add `RDONLY`/`NOSUID`/`NODEV`/`NOEXEC` (applied by a
+    /// remount) and `REC`.
+    Bind { source: S, target: S, flags: u32, file: bool },
+    /// Create a device node; `mode` holds the file type bits and the permissions.
+    Mknod { target: S, mode: u32, major: u32, minor: u32 },
+    /// Create a symlink at `link` pointing to `to`.
+    Symlink { to: S, link: S },
+    /// Make the rootfs `/`, detach the old root so that no host path stays reachable.
+    PivotRoot,
+    /// Remount `/` read-only (after the pivot, so the mounts above could create their targets).
+    RemountRootReadonly,
+    /// Set the UTS namespace's hostname.
+    SetHostname { name: S },
+    /// Change the working directory (inherited by the workload).
+    Chdir { path: S },
+}
+
+mod tag {
+    pub const MAKE_MOUNTS_PRIVATE: u8 = 1;
+    pub const BIND_ROOTFS: u8 = 2;
+    pub const MOUNT_FS: u8 = 3;
+    pub const BIND: u8 = 4;
+    pub const MKNOD: u8 = 5;
+    pub const SYMLINK: u8 = 6;
+    pub const PIVOT_ROOT: u8 = 7;
+    pub const REMOUNT_ROOT_READONLY: u8 = 8;
+    pub const SET_HOSTNAME: u8 = 9;
+    pub const CHDIR: u8 = 10;
+}
+
+impl<S: AsRef<CStr>> fmt::Display for Step<S> {
+    /// What the step does, as the frontend words a failure: "mounting proc on /proc".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn s<S: AsRef<CStr>>(s: &S) -> Lossy<'_> {
+            Lossy(s.as_ref().to_bytes())
+        }
+        match self {
+            Step::MakeMountsPrivate => write!(f, "making mounts private"),
+            Step::BindRootfs { path } => write!(f, "bind-mounting the rootfs {}", s(path)),
+            Step::MountFs { fstype, target, .. } => {
+                write!(f, "mounting {} on {}", s(fstype), s(target))
+            }
+            Step::Bind { source, target, .. } => {
+                write!(f, "bind-mounting {} on {}", s(source), s(target))
+            }
+            Step::Mknod { target, .. } => write!(f, "creating device node {}", s(target)),
+            Step::Symlink { to, link } => write!(f, "creating symlink {} -> {}", s(link), s(to)),
+            Step::PivotRoot => write!(f, "pivoting into the rootfs"),
+            Step::RemountRootReadonly => write!(f, "remounting the rootfs read-only"),
+            Step::SetHostname { name } => write!(f, "setting hostname {}", s(name)),
+            Step::Chdir { path } => write!(f, "changing directory to {}", s(path)),
+        }
+    }
+}
+
+/// Displays a C string's bytes, replacing what is not UTF-8.
+struct Lossy<'a>(&'a [u8]);
+impl fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a plan could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The buffer does not start with the magic bytes.
+    BadMagic,
+    /// The plan was written by another version of boxr.
+    Version(u8),
+    /// The buffer ends in the middle of a field.
+    Truncated,
+    /// A string is empty, lacks its final NUL, or holds another NUL.
+    BadString,
+    /// A list or string is longer than the limits above.
+    TooLong,
+    /// An unknown step tag, flag or report tag.
+    Unknown(u8),
+    /// Bytes follow the last step.
+    TrailingBytes,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::BadMagic => write!(f, "not a boxr plan"),
+            DecodeError::Version(v) => {
+                write!(f, "plan version {v}, expected {VERSION} (boxr and boxr-init differ)")
+            }
+            DecodeError::Truncated => write!(f, "plan is truncated"),
+            DecodeError::BadString => write!(f, "plan holds a malformed string"),
+            DecodeError::TooLong => write!(f, "plan holds a list or string over the limits"),
+            DecodeError::Unknown(t) => write!(f, "plan holds unknown tag or flag {t}"),
+            DecodeError::TrailingBytes => write!(f, "plan has bytes after its last step"),
+        }
+    }
+}
+
+/// A list of C strings inside a plan (argv, envp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrList<'a> {
+    count: usize,
+    bytes: &'a [u8],
+}
+
+impl<'a> StrList<'a> {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    pub fn iter(&self) -> StrListIter<'a> {
+        StrListIter { left: self.count, r: Reader { buf: self.bytes } }
+    }
+}
+
+impl<'a> IntoIterator for &StrList<'a> {
+    type Item = &'a CStr;
+    type IntoIter = StrListIter<'a>;
+    fn into_iter(self) -> StrListIter<'a> {
+        self.iter()
+    }
+}
+
+pub struct StrListIter<'a> {
+    left: usize,
+    r: Reader<'a>,
+}
+
+impl<'a> Iterator for StrListIter<'a> {
+    type Item = &'a CStr;
+    fn next(&mut self) -> Option<&'a CStr> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The list was validated when the plan was parsed.
+        self.r.str().ok()
+    }
+}
+
+/// A decoded plan, borrowing the received bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    pub flags: u8,
+    pub args: StrList<'a>,
+    pub env: StrList<'a>,
+    nsteps: u16,
+    steps: &'a [u8],
+}
+
+impl<'a> Plan<'a> {
+    /// Decodes and fully validates a plan, so that executing it never meets a malformed step.
+    pub fn parse(buf: &'a [u8]) -> Result<Plan<'a>, DecodeError> {
+        let mut r = Reader { buf };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let flags = r.u8()?;
+        if flags & !flags::ALL != 0 {
+            return Err(DecodeError::Unknown(flags));
+        }
+        let args = r.list()?;
+        if args.is_empty() {
+            return Err(DecodeError::Truncated);
+        }
+        let env = r.list()?;
+        let nsteps = r.u16()?;
+        let plan = Plan { flags, args, env, nsteps, steps: r.buf };
+        let mut steps = plan.steps();
+        for step in &mut steps {
+            step?;
+        }
+        if steps.left != 0 {
+            return Err(DecodeError::Truncated);
+        }
+        if !steps.r.buf.is_empty() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(plan)
+    }
+
+    /// The steps in order. Each item is `Ok` for a plan that [`Plan::parse`] accepted.
+    pub fn steps(&self) -> Steps<'a> {
+        Steps { left: self.nsteps, r: Reader { buf: self.steps } }
+    }
+}
+
+pub struct Steps<'a> {
+    left: u16,
+    r: Reader<'a>,
+}
+
+impl<'a> Iterator for Steps<'a> {
+    type Item = Result<Step<&'a CStr>, DecodeError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let step = self.r.step();
+        self.left = if step.is_err() { 0 } else { self.left - 1 };
+        Some(step)
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(DecodeError::Unknown(other)),
+        }
+    }
+    fn str(&mut self) -> Result<&'a CStr, DecodeError> {
+        let len = usize::from(self.u16()?);
+        if len > MAX_STR_LEN {
+            return Err(DecodeError::TooLong);
+        }
+        let bytes = self.take(len)?;
+        match CStr::from_bytes_with_nul(bytes) {
+            Ok(s) => Ok(s),
+            Err(_) => Err(DecodeError::BadString),
+        }
+    }
+    fn list(&mut self) -> Result<StrList<'a>, DecodeError> {
+        let count = usize::from(self.u16()?);
+        if count > MAX_LIST_LEN {
+            return Err(DecodeError::TooLong);
+        }
+        let start = self.buf;
+        for _ in 0..count {
+            self.str()?;
+        }
+        let used = start.len() - self.buf.len();
+        Ok(StrList { count, bytes: &start[..used] })
+    }
+    fn flags(&mut self) -> Result<u32, DecodeError> {
+        let flags = self.u32()?;
+        if flags & !ms::ALL != 0 {
+            return Err(DecodeError::Unknown(tag::MOUNT_FS));
+        }
+        Ok(flags)
+    }
+    fn step(&mut self) -> Result<Step<&'a CStr>, DecodeError> {
+        Ok(match self.u8()? {
+            tag::MAKE_MOUNTS_PRIVATE => Step::MakeMountsPrivate,
+            tag::BIND_ROOTFS => Step::BindRootfs { path: self.str()? },
+            tag::MOUNT_FS => Step::MountFs {
+                fstype: self.str()?,
+                target: self.str()?,
+                flags: self.flags()?,
+                data: self.str()?,
+                strict: self.bool()?,
+            },
+            tag::BIND => Step::Bind {
+                source: self.str()?,
+                target: self.str()?,
+                flags: self.flags()?,
+                file: self.bool()?,
+            },
+            tag::MKNOD => Step::Mknod {
+                target: self.str()?,
+                mode: self.u32()?,
+                major: self.u32()?,
+                minor: self.u32()?,
+            },
+            tag::SYMLINK => Step::Symlink { to: self.str()?, link: self.str()? },
+            tag::PIVOT_ROOT => Step::PivotRoot,
+            tag::REMOUNT_ROOT_READONLY => Step::RemountRootReadonly,
+            tag::SET_HOSTNAME => Step::SetHostname { name: self.str()? },
+            tag::CHDIR => Step::Chdir { path: self.str()? },
+            other => return Err(DecodeError::Unknown(other)),
+        })
+    }
+}
+
+/// What the init (or the workload's process before its exec) tells the frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The plan could not be received or decoded.
+    BadPlan { errno: u32 },
+    /// Step number `step` (0-based, in plan order) failed with `errno`.
+    StepFailed { step: u16, errno: u32 },
+    /// Forking the workload failed.
+    ForkFailed { errno: u32 },
+    /// `execve` of the workload failed; `ENOENT` means no candidate was found on `PATH`.
+    ExecFailed { errno: u32 },
+}
+
+mod report_tag {
+    pub const BAD_PLAN: u8 = 1;
+    pub const STEP_FAILED: u8 = 2;
+    pub const FORK_FAILED: u8 = 3;
+    pub const EXEC_FAILED: u8 = 4;
+}
+
+impl Report {
+    pub fn encode(&self) -> [u8; REPORT_LEN] {
+        let (t, step, errno) = match *self {
+            Report::BadPlan { errno } => (report_tag::BAD_PLAN, 0, errno),
+            Report::StepFailed { step, errno } => (report_tag::STEP_FAILED, step, errno),
+            Report::ForkFailed { errno } => (report_tag::FORK_FAILED, 0, errno),
+            Report::ExecFailed { errno } => (report_tag::EXEC_FAILED, 0, errno),
+        };
+        let s = step.to_le_bytes();
+        let e = errno.to_le_bytes();
+        [t, 0, s[0], s[1], e[0], e[1], e[2], e[3]]
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Report, DecodeError> {
+        let b: &[u8; REPORT_LEN] = buf.try_into().map_err(|_| DecodeError::Truncated)?;
+        let step = u16::from_le_bytes([b[2], b[3]]);
+        let errno = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        Ok(match b[0] {
+            report_tag::BAD_PLAN => Report::BadPlan { errno },
+            report_tag::STEP_FAILED => Report::StepFailed { step, errno },
+            report_tag::FORK_FAILED => Report::ForkFailed { errno },
+            report_tag::EXEC_FAILED => Report::ExecFailed { errno },
+            other => return Err(DecodeError::Unknown(other)),
+        })
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod encode;
+#[cfg(feature = "alloc")]
+pub use encode::{EncodeError, encode};
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests;
