@@ -20,7 +20,7 @@
 //! ```
 #![no_std]
 
-#[cfg(feature = "alloc")]
+#[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 
 use core::ffi::CStr;
@@ -433,10 +433,10 @@ impl Report {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(any(test, feature = "alloc"))]
 mod encode;
-#[cfg(feature = "alloc")]
+#[cfg(any(test, feature = "alloc"))]
 pub use encode::{EncodeError, encode};
 
-#[cfg(all(test, feature = "alloc"))]
+#[cfg(test)]
 mod tests;
