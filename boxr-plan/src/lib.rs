@@ -397,6 +397,8 @@ pub enum Report {
     ForkFailed { errno: u32 },
     /// `execve` of the workload failed; `ENOENT` means no candidate was found on `PATH`.
     ExecFailed { errno: u32 },
+    /// The frontend's cloned child could not exec boxr-init itself.
+    StartFailed { errno: u32 },
 }
 
 mod report_tag {
@@ -404,6 +406,7 @@ mod report_tag {
     pub const STEP_FAILED: u8 = 2;
     pub const FORK_FAILED: u8 = 3;
     pub const EXEC_FAILED: u8 = 4;
+    pub const START_FAILED: u8 = 5;
 }
 
 impl Report {
@@ -413,6 +416,7 @@ impl Report {
             Report::StepFailed { step, errno } => (report_tag::STEP_FAILED, step, errno),
             Report::ForkFailed { errno } => (report_tag::FORK_FAILED, 0, errno),
             Report::ExecFailed { errno } => (report_tag::EXEC_FAILED, 0, errno),
+            Report::StartFailed { errno } => (report_tag::START_FAILED, 0, errno),
         };
         let s = step.to_le_bytes();
         let e = errno.to_le_bytes();
@@ -428,6 +432,7 @@ impl Report {
             report_tag::STEP_FAILED => Report::StepFailed { step, errno },
             report_tag::FORK_FAILED => Report::ForkFailed { errno },
             report_tag::EXEC_FAILED => Report::ExecFailed { errno },
+            report_tag::START_FAILED => Report::StartFailed { errno },
             other => return Err(DecodeError::Unknown(other)),
         })
     }

@@ -146,6 +146,7 @@ fn reports_round_trip() {
         Report::StepFailed { step: 7, errno: 1 },
         Report::ForkFailed { errno: 11 },
         Report::ExecFailed { errno: 2 },
+        Report::StartFailed { errno: 13 },
     ] {
         assert_eq!(Report::decode(&r.encode()), Ok(r));
     }

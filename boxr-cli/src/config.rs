@@ -1,0 +1,601 @@
+//! The container config: a TOML file, parsed with serde, checked completely before anything is
+//! created. Every error names `file:line:column` of the offending value.
+//!
+//! The schema is documented in docs/config.md.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A Linux namespace a container may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    Pid,
+    Mount,
+    Uts,
+    Ipc,
+    Net,
+    User,
+    Cgroup,
+}
+
+impl Namespace {
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::Pid => "pid",
+            Namespace::Mount => "mount",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Net => "net",
+            Namespace::User => "user",
+            Namespace::Cgroup => "cgroup",
+        }
+    }
+}
+
+const DEFAULT_NAMESPACES: [Namespace; 5] =
+    [Namespace::Pid, Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Net];
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A checked config: paths are absolute and exist, names are valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The config file, as the user named it.
+    pub file: PathBuf,
+    /// The rootfs directory, canonical.
+    pub rootfs: PathBuf,
+    pub hostname: Option<String>,
+    pub namespaces: Vec<Namespace>,
+    pub readonly_rootfs: bool,
+    pub process: Process,
+    pub mounts: Vec<Mount>,
+}
+
+impl Config {
+    pub fn has(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries, keys unique, PATH and HOME always present.
+    pub env: Vec<String>,
+    /// Absolute and normalised.
+    pub cwd: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute and normalised, inside the container.
+    pub destination: String,
+    pub kind: MountKind,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A host path, canonical; `file` when it is not a directory.
+    Bind { source: PathBuf, file: bool },
+    /// A tmpfs of at most `size` bytes (the kernel's default, half of RAM, when `None`).
+    Tmpfs { size: Option<u64> },
+}
+
+/// A config error at a place in the file (or, for command-line overrides, naming the flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `file:line:column` or the flag.
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Values given on the command line that replace or extend the config's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces `process.args` when not empty.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` (or `KEY`, taking the value from boxr's own environment).
+    pub env: Vec<String>,
+    pub hostname: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    rootfs: Spanned<String>,
+    hostname: Option<Spanned<String>>,
+    namespaces: Option<Spanned<Vec<Spanned<Namespace>>>>,
+    #[serde(default)]
+    readonly_rootfs: bool,
+    process: Option<Spanned<RawProcess>>,
+    #[serde(default)]
+    mounts: Vec<RawMount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    args: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
+    cwd: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    #[serde(rename = "type")]
+    kind: Spanned<RawMountKind>,
+    source: Option<Spanned<String>>,
+    destination: Spanned<String>,
+    readonly: Option<bool>,
+    size: Option<Spanned<RawSize>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawMountKind {
+    Bind,
+    Tmpfs,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+/// The config file's text, for turning byte offsets into `file:line:column`.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        let (line, column) = line_column(self.text, span.start);
+        ConfigError {
+            at: format!("{}:{line}:{column}", self.file.display()),
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Reads, parses and checks a config file, applying the command-line overrides.
+pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let text = fs::read_to_string(file).map_err(|e| ConfigError {
+        at: file.display().to_string(),
+        message: format!("cannot read config: {}", crate::errno::describe(&e)),
+    })?;
+    parse(file, &text, overrides)
+}
+
+/// Parses and checks config text; `file` names it in errors and anchors relative paths.
+pub fn parse(file: &Path, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let src = Source { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim_end().to_string();
+        match e.span() {
+            Some(span) => src.error(span, message),
+            None => ConfigError { at: file.display().to_string(), message },
+        }
+    })?;
+    let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Checker { src, base }.check(raw, overrides)
+}
+
+struct Checker<'a> {
+    src: Source<'a>,
+    base: &'a Path,
+}
+
+impl Checker<'_> {
+    fn check(&self, raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let rootfs = self.rootfs(&raw.rootfs)?;
+        let namespaces = self.namespaces(raw.namespaces)?;
+        let hostname = self.hostname(raw.hostname, overrides.hostname.as_deref(), &namespaces)?;
+        let process = self.process(raw.process, overrides, hostname.as_deref())?;
+        let mut seen = HashSet::new();
+        let mut mounts = Vec::with_capacity(raw.mounts.len());
+        for m in raw.mounts {
+            let span = m.destination.span();
+            let mount = self.mount(m)?;
+            if !seen.insert(mount.destination.clone()) {
+                return Err(self.src.error(
+                    span,
+                    format!(
+                        "duplicate mount destination {}: each destination may be mounted once",
+                        mount.destination
+                    ),
+                ));
+            }
+            mounts.push(mount);
+        }
+        Ok(Config {
+            file: self.src.file.to_path_buf(),
+            rootfs,
+            hostname,
+            namespaces,
+            readonly_rootfs: raw.readonly_rootfs,
+            process,
+            mounts,
+        })
+    }
+
+    fn host_path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+
+    fn rootfs(&self, raw: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        let err = |msg: String| self.src.error(raw.span(), msg);
+        let given = self.host_path(raw.get_ref());
+        let rootfs = fs::canonicalize(&given).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (build the busybox rootfs with `cargo xtask build-rootfs`, or fix the path)"
+            } else {
+                ""
+            };
+            err(format!("rootfs {}: {}{hint}", given.display(), crate::errno::describe(&e)))
+        })?;
+        if !rootfs.is_dir() {
+            return Err(err(format!("rootfs {} is not a directory", given.display())));
+        }
+        if rootfs == Path::new("/") {
+            return Err(err(
+                "rootfs must not be the host's / : give a directory holding the container's files"
+                    .into(),
+            ));
+        }
+        for dir in ["proc", "sys", "dev"] {
+            let path = rootfs.join(dir);
+            if fs::symlink_metadata(&path).is_ok_and(|meta| !meta.is_dir()) {
+                return Err(err(format!(
+                    "{} must be a real directory, not a symlink or file: the container's /{dir} is mounted there",
+                    path.display()
+                )));
+            }
+        }
+        Ok(rootfs)
+    }
+
+    fn namespaces(
+        &self,
+        raw: Option<Spanned<Vec<Spanned<Namespace>>>>,
+    ) -> Result<Vec<Namespace>, ConfigError> {
+        let Some(raw) = raw else { return Ok(DEFAULT_NAMESPACES.to_vec()) };
+        let mut namespaces = Vec::new();
+        for ns in raw.get_ref() {
+            if namespaces.contains(ns.get_ref()) {
+                return Err(self.src.error(
+                    ns.span(),
+                    format!("namespace \"{}\" is listed twice", ns.get_ref().name()),
+                ));
+            }
+            namespaces.push(*ns.get_ref());
+        }
+        let need = |ns: Namespace, why: &str| {
+            if namespaces.contains(&ns) {
+                Ok(())
+            } else {
+                Err(self
+                    .src
+                    .error(raw.span(), format!("namespaces must include \"{}\": {why}", ns.name())))
+            }
+        };
+        need(
+            Namespace::Mount,
+            "boxr sets up the container's mounts and pivots into the rootfs in its own mount namespace",
+        )?;
+        if namespaces.contains(&Namespace::User) {
+            need(
+                Namespace::Pid,
+                "with \"user\", /proc can only be mounted for a PID namespace the container owns",
+            )?;
+        }
+        Ok(namespaces)
+    }
+
+    fn hostname(
+        &self,
+        raw: Option<Spanned<String>>,
+        flag: Option<&str>,
+        namespaces: &[Namespace],
+    ) -> Result<Option<String>, ConfigError> {
+        let (name, at) = match (flag, &raw) {
+            (Some(name), _) => (name, "--hostname".to_string()),
+            (None, Some(raw)) => {
+                let (line, col) = line_column(self.src.text, raw.span().start);
+                (raw.get_ref().as_str(), format!("{}:{line}:{col}", self.src.file.display()))
+            }
+            (None, None) => return Ok(None),
+        };
+        let err = |message: String| ConfigError { at: at.clone(), message };
+        if let Some(problem) = hostname_problem(name) {
+            return Err(err(format!("invalid hostname {name:?}: {problem}")));
+        }
+        if !namespaces.contains(&Namespace::Uts) {
+            return Err(err(format!(
+                "setting the hostname needs the \"uts\" namespace: add \"uts\" to namespaces in {}",
+                self.src.file.display()
+            )));
+        }
+        Ok(Some(name.to_string()))
+    }
+
+    fn process(
+        &self,
+        raw: Option<Spanned<RawProcess>>,
+        overrides: &Overrides,
+        hostname: Option<&str>,
+    ) -> Result<Process, ConfigError> {
+        let file_start = 0..0;
+        let (span, raw) = match raw {
+            Some(p) => (p.span(), Some(p.into_inner())),
+            None => (file_start, None),
+        };
+        let (raw_args, raw_env, raw_cwd) = match raw {
+            Some(p) => (p.args, p.env, p.cwd),
+            None => (None, Vec::new(), None),
+        };
+        let args = if overrides.args.is_empty() {
+            let Some(raw_args) = raw_args.filter(|a| !a.get_ref().is_empty()) else {
+                return Err(self.src.error(
+                    span,
+                    "process.args is missing or empty: give the command to run (or pass it after `--`)",
+                ));
+            };
+            raw_args
+                .into_inner()
+                .into_iter()
+                .map(|a| self.no_nul(a, "process.args"))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            for arg in &overrides.args {
+                no_nul_flag(arg, "command")?;
+            }
+            overrides.args.clone()
+        };
+        let mut env = Vec::new();
+        for entry in raw_env {
+            let span = entry.span();
+            let entry = self.no_nul(entry, "process.env")?;
+            check_env_entry(&entry)
+                .map_err(|m| self.src.error(span, format!("process.env: {m}")))?;
+            set_env(&mut env, entry);
+        }
+        for entry in &overrides.env {
+            no_nul_flag(entry, "-e")?;
+            let entry = match entry.split_once('=') {
+                Some(_) => entry.clone(),
+                None => match std::env::var(entry) {
+                    Ok(v) => format!("{entry}={v}"),
+                    Err(_) => continue,
+                },
+            };
+            check_env_entry(&entry)
+                .map_err(|message| ConfigError { at: format!("-e {entry}"), message })?;
+            set_env(&mut env, entry);
+        }
+        for (key, default) in
+            [("PATH", DEFAULT_PATH.to_string()), ("HOME", "HOME=/root".to_string())]
+                .into_iter()
+                .chain(hostname.map(|h| ("HOSTNAME", format!("HOSTNAME={h}"))))
+        {
+            if !env.iter().any(|e| env_key(e) == key) {
+                env.push(default);
+            }
+        }
+        let cwd = match raw_cwd {
+            Some(cwd) => {
+                let span = cwd.span();
+                let cwd = self.no_nul(cwd, "process.cwd")?;
+                normalize_container_path(&cwd)
+                    .map_err(|m| self.src.error(span, format!("process.cwd {cwd:?}: {m}")))?
+            }
+            None => "/".to_string(),
+        };
+        Ok(Process { args, env, cwd })
+    }
+
+    fn mount(&self, m: RawMount) -> Result<Mount, ConfigError> {
+        let dest_span = m.destination.span();
+        let destination = self.no_nul(m.destination, "mounts.destination")?;
+        let destination = normalize_container_path(&destination)
+            .and_then(|d| check_destination(&d).map(|()| d))
+            .map_err(|msg| {
+                self.src
+                    .error(dest_span.clone(), format!("mount destination {destination:?}: {msg}"))
+            })?;
+        let readonly = m.readonly.unwrap_or(false);
+        let kind = match *m.kind.get_ref() {
+            RawMountKind::Bind => {
+                if let Some(size) = &m.size {
+                    return Err(self.src.error(size.span(), "size applies to tmpfs mounts only"));
+                }
+                let Some(source) = m.source else {
+                    return Err(self
+                        .src
+                        .error(m.kind.span(), "a bind mount needs a source (a host path)"));
+                };
+                let span = source.span();
+                let given = self.host_path(source.get_ref());
+                let canonical = fs::canonicalize(&given).map_err(|e| {
+                    self.src.error(
+                        span.clone(),
+                        format!("bind source {}: {}", given.display(), crate::errno::describe(&e)),
+                    )
+                })?;
+                let file = !canonical.is_dir();
+                if canonical.to_str().is_none_or(|s| s.contains('\0')) {
+                    return Err(self.src.error(
+                        span,
+                        format!("bind source {} is not valid UTF-8", given.display()),
+                    ));
+                }
+                MountKind::Bind { source: canonical, file }
+            }
+            RawMountKind::Tmpfs => {
+                if let Some(source) = &m.source {
+                    return Err(self.src.error(source.span(), "a tmpfs mount takes no source"));
+                }
+                let size = match m.size {
+                    Some(size) => {
+                        let span = size.span();
+                        Some(parse_size(size.get_ref()).map_err(|msg| self.src.error(span, msg))?)
+                    }
+                    None => None,
+                };
+                MountKind::Tmpfs { size }
+            }
+        };
+        Ok(Mount { destination, kind, readonly })
+    }
+
+    fn no_nul(&self, value: Spanned<String>, field: &str) -> Result<String, ConfigError> {
+        if value.get_ref().contains('\0') {
+            return Err(self.src.error(value.span(), format!("{field} holds a NUL character")));
+        }
+        Ok(value.into_inner())
+    }
+}
+
+fn no_nul_flag(value: &str, flag: &str) -> Result<(), ConfigError> {
+    if value.contains('\0') {
+        return Err(ConfigError {
+            at: flag.to_string(),
+            message: format!("{value:?} holds a NUL character"),
+        });
+    }
+    Ok(())
+}
+
+fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+fn check_env_entry(entry: &str) -> Result<(), String> {
+    match entry.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(()),
+        _ => Err(format!("{entry:?} is not of the form KEY=VALUE")),
+    }
+}
+
+/// Sets `entry` in `env`, replacing an entry with the same key.
+fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = env_key(&entry);
+    match env.iter_mut().find(|e| env_key(e) == key) {
+        Some(existing) => *existing = entry,
+        None => env.push(entry),
+    }
+}
+
+/// Why `name` is not a valid hostname, if it is not (RFC 1123 labels, at most 64 bytes).
+fn hostname_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Some("it must be 1 to 64 characters long");
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.starts_with('-') || label.ends_with('-') {
+            return Some("labels between dots must be non-empty and not start or end with '-'");
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Some("only letters, digits, '-' and '.' are allowed");
+        }
+    }
+    None
+}
+
+/// Normalises an absolute path inside the container: collapses `//` and `.`, refuses `..`.
+pub fn normalize_container_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err("must be an absolute path (start with /)".into());
+    }
+    let mut out = String::with_capacity(path.len());
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("must not contain '..'".into()),
+            part => {
+                out.push('/');
+                out.push_str(part);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Refuses destinations boxr itself owns: `/`, `/proc`, `/sys`, `/dev` and anything under
+/// `/proc` or `/sys` (mounting there can hide the kernel's own files from security checks).
+fn check_destination(dest: &str) -> Result<(), String> {
+    if matches!(dest, "/" | "/dev") {
+        return Err("boxr mounts this itself; choose another destination".into());
+    }
+    if ["/proc", "/sys"].iter().any(|p| dest == *p || dest.starts_with(&format!("{p}/"))) {
+        return Err("mounts on or under /proc and /sys are not allowed".into());
+    }
+    Ok(())
+}
+
+/// Parses a size: bytes as an integer, or a string with an optional k/m/g suffix (powers of
+/// 1024, case-insensitive, an optional trailing "b").
+pub fn parse_size_text(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (digits, shift) = match t.as_bytes().last() {
+        Some(b'k') => (&t[..t.len() - 1], 10),
+        Some(b'm') => (&t[..t.len() - 1], 20),
+        Some(b'g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let bad = || {
+        format!("invalid size {text:?}: give bytes, or a number with a k, m or g suffix (\"64m\")")
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+fn parse_size(raw: &RawSize) -> Result<u64, String> {
+    let size = match raw {
+        RawSize::Bytes(n) => {
+            u64::try_from(*n).map_err(|_| format!("size {n} must not be negative"))?
+        }
+        RawSize::Text(t) => parse_size_text(t)?,
+    };
+    if size == 0 {
+        return Err("size must be more than 0 (leave it out for the kernel's default)".into());
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,289 @@
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A scratch directory holding a minimal rootfs and a place for config files.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("boxr-config-test-{}-{n}", std::process::id()));
+        for sub in ["rootfs/proc", "rootfs/sys", "rootfs/dev", "data"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        fs::write(dir.join("data/file.txt"), "x").unwrap();
+        Scratch(dir)
+    }
+    fn parse(&self, text: &str) -> Result<Config, ConfigError> {
+        self.parse_with(text, &Overrides::default())
+    }
+    fn parse_with(&self, text: &str, o: &Overrides) -> Result<Config, ConfigError> {
+        parse(&self.0.join("c.toml"), text, o)
+    }
+    fn err(&self, text: &str) -> String {
+        let e = self.parse(text).unwrap_err();
+        let prefix = format!("{}:", self.0.join("c.toml").display());
+        e.to_string().strip_prefix(&prefix).expect("error names the config file").to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const MINIMAL: &str = "rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/true\"]\n";
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let s = Scratch::new();
+    let c = s.parse(MINIMAL).unwrap();
+    assert_eq!(c.rootfs, fs::canonicalize(s.0.join("rootfs")).unwrap());
+    assert_eq!(c.namespaces, DEFAULT_NAMESPACES);
+    assert_eq!(c.process.args, ["/bin/true"]);
+    assert_eq!(c.process.cwd, "/");
+    assert_eq!(c.process.env, [DEFAULT_PATH, "HOME=/root"]);
+    assert!(!c.readonly_rootfs);
+    assert!(c.mounts.is_empty());
+    assert_eq!(c.hostname, None);
+}
+
+#[test]
+fn full_config_parses() {
+    let s = Scratch::new();
+    let c = s
+        .parse(
+            r#"
+rootfs = "rootfs"
+hostname = "web-1"
+namespaces = ["pid", "mount", "uts"]
+readonly_rootfs = true
+[process]
+args = ["/bin/sh", "-c", "env"]
+env = ["PATH=/bin", "A=1", "A=2"]
+cwd = "/tmp//x/."
+[[mounts]]
+type = "bind"
+source = "data"
+destination = "/srv/data/"
+readonly = true
+[[mounts]]
+type = "bind"
+source = "data/file.txt"
+destination = "/etc/file"
+[[mounts]]
+type = "tmpfs"
+destination = "/scratch"
+size = "16m"
+"#,
+        )
+        .unwrap();
+    assert_eq!(c.hostname.as_deref(), Some("web-1"));
+    assert_eq!(c.namespaces, [Namespace::Pid, Namespace::Mount, Namespace::Uts]);
+    assert!(c.readonly_rootfs);
+    assert_eq!(c.process.env, ["PATH=/bin", "A=2", "HOME=/root", "HOSTNAME=web-1"]);
+    assert_eq!(c.process.cwd, "/tmp/x");
+    let data = fs::canonicalize(s.0.join("data")).unwrap();
+    assert_eq!(
+        c.mounts,
+        [
+            Mount {
+                destination: "/srv/data".into(),
+                kind: MountKind::Bind { source: data.clone(), file: false },
+                readonly: true
+            },
+            Mount {
+                destination: "/etc/file".into(),
+                kind: MountKind::Bind { source: data.join("file.txt"), file: true },
+                readonly: false
+            },
+            Mount {
+                destination: "/scratch".into(),
+                kind: MountKind::Tmpfs { size: Some(16 << 20) },
+                readonly: false
+            },
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_is_reported_with_position() {
+    let s = Scratch::new();
+    let e = s.err("rootfs = \"rootfs\"\nbogus = 1\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:1: unknown field `bogus`"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/true\"]\nuser = \"x\"\n");
+    assert!(e.starts_with("4:1: unknown field `user`"), "{e}");
+}
+
+#[test]
+fn wrong_type_is_reported_with_position() {
+    let s = Scratch::new();
+    let e = s
+        .err("rootfs = \"rootfs\"\nreadonly_rootfs = \"yes\"\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:19: invalid type: string \"yes\", expected a boolean"), "{e}");
+}
+
+#[test]
+fn syntax_error_is_reported_with_position() {
+    let s = Scratch::new();
+    let e = s.err("rootfs = \"rootfs\"\n[process\n");
+    assert!(e.starts_with("2:"), "{e}");
+}
+
+#[test]
+fn missing_rootfs_is_reported_with_position_and_hint() {
+    let s = Scratch::new();
+    let e = s.err("\n  rootfs = \"nope\"\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:12: rootfs "), "{e}");
+    assert!(e.contains("nope: no such file or directory"), "{e}");
+    assert!(e.contains("cargo xtask build-rootfs"), "{e}");
+    let e = s.err("[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.contains("missing field `rootfs`"), "{e}");
+}
+
+#[test]
+fn rootfs_with_symlinked_proc_is_refused() {
+    let s = Scratch::new();
+    fs::remove_dir(s.0.join("rootfs/proc")).unwrap();
+    std::os::unix::fs::symlink("/proc", s.0.join("rootfs/proc")).unwrap();
+    let e = s.err(MINIMAL);
+    assert!(e.starts_with("1:10: ") && e.contains("proc must be a real directory"), "{e}");
+}
+
+#[test]
+fn bad_destinations_are_refused() {
+    let s = Scratch::new();
+    let mount =
+        |dest: &str| format!("{MINIMAL}[[mounts]]\ntype = \"tmpfs\"\ndestination = \"{dest}\"\n");
+    let e = s.err(&mount("relative/dir"));
+    assert!(
+        e.starts_with("6:15: mount destination \"relative/dir\": must be an absolute path"),
+        "{e}"
+    );
+    let e = s.err(&mount("/a/../etc"));
+    assert!(e.contains("must not contain '..'"), "{e}");
+    let e = s.err(&mount("/proc/sys"));
+    assert!(e.contains("not allowed"), "{e}");
+    let e = s.err(&mount("/"));
+    assert!(e.contains("boxr mounts this itself"), "{e}");
+    let dup = format!("{}[[mounts]]\ntype = \"tmpfs\"\ndestination = \"/x/\"\n", mount("/x"));
+    let e = s.err(&dup);
+    assert!(e.starts_with("9:15: duplicate mount destination /x"), "{e}");
+}
+
+#[test]
+fn mount_fields_are_checked_per_type() {
+    let s = Scratch::new();
+    let e = s.err(&format!("{MINIMAL}[[mounts]]\ntype = \"bind\"\ndestination = \"/x\"\n"));
+    assert!(e.starts_with("5:8: a bind mount needs a source"), "{e}");
+    let e = s.err(&format!(
+        "{MINIMAL}[[mounts]]\ntype = \"bind\"\nsource = \"missing\"\ndestination = \"/x\"\n"
+    ));
+    assert!(
+        e.starts_with("6:10: bind source ") && e.contains("missing: no such file or directory"),
+        "{e}"
+    );
+    let e = s.err(&format!(
+        "{MINIMAL}[[mounts]]\ntype = \"tmpfs\"\nsource = \"data\"\ndestination = \"/x\"\n"
+    ));
+    assert!(e.starts_with("6:10: a tmpfs mount takes no source"), "{e}");
+    let e = s.err(&format!(
+        "{MINIMAL}[[mounts]]\ntype = \"tmpfs\"\ndestination = \"/x\"\nsize = \"12q\"\n"
+    ));
+    assert!(e.starts_with("7:8: invalid size \"12q\""), "{e}");
+    let e = s.err(&format!("{MINIMAL}[[mounts]]\ntype = \"nfs\"\ndestination = \"/x\"\n"));
+    assert!(e.starts_with("5:8: unknown variant `nfs`"), "{e}");
+}
+
+#[test]
+fn namespaces_are_checked() {
+    let s = Scratch::new();
+    let e = s.err(
+        "rootfs = \"rootfs\"\nnamespaces = [\"pid\", \"mnt\"]\n[process]\nargs = [\"/bin/true\"]\n",
+    );
+    assert!(e.starts_with("2:22: unknown variant `mnt`"), "{e}");
+    let e =
+        s.err("rootfs = \"rootfs\"\nnamespaces = [\"pid\"]\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:14: namespaces must include \"mount\""), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\nnamespaces = [\"mount\", \"mount\"]\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:24: namespace \"mount\" is listed twice"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\nnamespaces = [\"mount\", \"user\"]\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.contains("must include \"pid\""), "{e}");
+}
+
+#[test]
+fn hostname_is_checked() {
+    let s = Scratch::new();
+    let e = s.err("rootfs = \"rootfs\"\nhostname = \"a\"\nnamespaces = [\"mount\"]\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:12: setting the hostname needs the \"uts\" namespace"), "{e}");
+    let e =
+        s.err("rootfs = \"rootfs\"\nhostname = \"bad_name\"\n[process]\nargs = [\"/bin/true\"]\n");
+    assert!(e.starts_with("2:12: invalid hostname \"bad_name\""), "{e}");
+    let o = Overrides { hostname: Some("-x".into()), ..Overrides::default() };
+    let e = s.parse_with(MINIMAL, &o).unwrap_err();
+    assert_eq!(e.at, "--hostname");
+}
+
+#[test]
+fn process_is_checked() {
+    let s = Scratch::new();
+    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = []\n");
+    assert!(e.starts_with("2:1: process.args is missing or empty"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\n");
+    assert!(e.starts_with("1:1: process.args is missing or empty"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/true\"]\nenv = [\"NOEQUALS\"]\n");
+    assert!(e.starts_with("4:8: process.env: \"NOEQUALS\" is not of the form KEY=VALUE"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/true\"]\ncwd = \"tmp\"\n");
+    assert!(e.starts_with("4:7: process.cwd \"tmp\": must be an absolute path"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/\\u0000\"]\n");
+    assert!(e.starts_with("3:9: process.args holds a NUL character"), "{e}");
+}
+
+#[test]
+fn overrides_replace_args_and_env() {
+    let s = Scratch::new();
+    let o = Overrides {
+        args: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+        env: vec!["PATH=/x".into(), "NEW=1".into(), "BOXR_SURELY_UNSET_VAR".into()],
+        hostname: Some("h".into()),
+    };
+    let c = s.parse_with("rootfs = \"rootfs\"\n[process]\nenv = [\"PATH=/bin\"]\n", &o).unwrap();
+    assert_eq!(c.process.args, ["/bin/sh", "-c", "true"]);
+    assert_eq!(c.process.env, ["PATH=/x", "NEW=1", "HOME=/root", "HOSTNAME=h"]);
+    assert_eq!(c.hostname.as_deref(), Some("h"));
+    let bad = Overrides { env: vec!["=x".into()], ..Overrides::default() };
+    assert_eq!(s.parse_with(MINIMAL, &bad).unwrap_err().at, "-e =x");
+}
+
+#[test]
+fn sizes_parse() {
+    assert_eq!(parse_size_text("512"), Ok(512));
+    assert_eq!(parse_size_text("4k"), Ok(4096));
+    assert_eq!(parse_size_text("16M"), Ok(16 << 20));
+    assert_eq!(parse_size_text("1gb"), Ok(1 << 30));
+    assert!(parse_size_text("").is_err());
+    assert!(parse_size_text("m").is_err());
+    assert!(parse_size_text("-1k").is_err());
+    assert!(parse_size_text("1.5g").is_err());
+    assert!(parse_size_text("99999999999999999999g").is_err());
+    assert_eq!(
+        parse_size(&RawSize::Bytes(0)),
+        Err("size must be more than 0 (leave it out for the kernel's default)".into())
+    );
+    assert!(parse_size(&RawSize::Bytes(-3)).is_err());
+}
+
+#[test]
+fn line_column_counts_characters() {
+    assert_eq!(line_column("ab\ncé d", 7), (2, 4));
+    assert_eq!(line_column("x", 0), (1, 1));
+}
+
+#[test]
+fn container_paths_normalise() {
+    assert_eq!(normalize_container_path("/a//b/./c/").unwrap(), "/a/b/c");
+    assert_eq!(normalize_container_path("/").unwrap(), "/");
+    assert!(normalize_container_path("a").is_err());
+}

@@ -1,0 +1,332 @@
+//! Compiles a checked [`Config`] into the plan boxr-init executes: the clone flags, the process,
+//! and the ordered setup steps. All policy lives here (which filesystems, which options, device
+//! nodes or binds in a user namespace); the init only carries the steps out.
+
+use crate::config::{Config, MountKind, Namespace};
+use boxr_plan::{Step, flags, ms};
+use std::ffi::CString;
+
+/// The character devices every container gets in its /dev: (name, major, minor).
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// `S_IFCHR | 0666`.
+const CHAR_DEVICE_MODE: u32 = 0o020_666;
+
+/// Everything needed to start one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// `CLONE_NEW*` flags for the init.
+    pub clone_flags: u64,
+    /// Whether the init runs in a new user namespace (its id maps are written before the plan
+    /// is sent).
+    pub user_namespace: bool,
+    /// [`boxr_plan::flags`].
+    pub init_flags: u8,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub steps: Vec<Step<CString>>,
+}
+
+impl Plan {
+    /// The wire form boxr-init reads.
+    pub fn encode(&self) -> Result<Vec<u8>, boxr_plan::EncodeError> {
+        boxr_plan::encode(self.init_flags, &self.args, &self.env, &self.steps)
+    }
+}
+
+fn clone_flag(ns: Namespace) -> u64 {
+    let flag = match ns {
+        Namespace::Pid => libc::CLONE_NEWPID,
+        Namespace::Mount => libc::CLONE_NEWNS,
+        Namespace::Uts => libc::CLONE_NEWUTS,
+        Namespace::Ipc => libc::CLONE_NEWIPC,
+        Namespace::Net => libc::CLONE_NEWNET,
+        Namespace::User => libc::CLONE_NEWUSER,
+        Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+    };
+    flag as u64
+}
+
+/// A C string from a config value; the config checker has refused NUL characters.
+fn c(s: impl Into<Vec<u8>>) -> CString {
+    CString::new(s).expect("config values were checked for NUL characters")
+}
+
+/// Builds the plan for `config`.
+pub fn compile(config: &Config) -> Plan {
+    let user_namespace = config.has(Namespace::User);
+    let mut b = Builder { steps: Vec::with_capacity(32), user_namespace };
+    b.steps.push(Step::MakeMountsPrivate);
+    b.steps.push(Step::BindRootfs { path: c(config.rootfs.as_os_str().as_encoded_bytes()) });
+    b.mount_proc();
+    b.mount_sys(config.has(Namespace::Net));
+    b.populate_dev(config.has(Namespace::Ipc));
+    b.mount_config_mounts(config);
+    b.steps.push(Step::PivotRoot);
+    if config.readonly_rootfs {
+        b.steps.push(Step::RemountRootReadonly);
+    }
+    if let Some(name) = &config.hostname {
+        b.steps.push(Step::SetHostname { name: c(name.as_str()) });
+    }
+    b.steps.push(Step::Chdir { path: c(config.process.cwd.as_str()) });
+    Plan {
+        clone_flags: config.namespaces.iter().map(|&ns| clone_flag(ns)).fold(0, |a, f| a | f),
+        user_namespace,
+        init_flags: if config.has(Namespace::Pid) { 0 } else { flags::SUBREAPER },
+        args: config.process.args.iter().map(|a| c(a.as_str())).collect(),
+        env: config.process.env.iter().map(|e| c(e.as_str())).collect(),
+        steps: b.steps,
+    }
+}
+
+struct Builder {
+    steps: Vec<Step<CString>>,
+    user_namespace: bool,
+}
+
+impl Builder {
+    fn mount_fs(&mut self, fstype: &str, target: &str, flags: u32, data: &str, strict: bool) {
+        self.steps.push(Step::MountFs {
+            fstype: c(fstype),
+            target: c(target),
+            flags,
+            data: c(data),
+            strict,
+        });
+    }
+
+    fn symlink(&mut self, to: &str, link: &str) {
+        self.steps.push(Step::Symlink { to: c(to), link: c(link) });
+    }
+
+    fn mount_proc(&mut self) {
+        self.mount_fs("proc", "/proc", ms::NOSUID | ms::NODEV | ms::NOEXEC, "", true);
+    }
+
+    /// A new sysfs shows the network namespace of its mounter, so it needs one the container
+    /// owns: in a user namespace without a network namespace, bind the host's read-only instead.
+    fn mount_sys(&mut self, own_net: bool) {
+        let flags = ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC;
+        if self.user_namespace && !own_net {
+            self.steps.push(Step::Bind {
+                source: c("/sys"),
+                target: c("/sys"),
+                flags: flags | ms::REC,
+                file: false,
+            });
+        } else {
+            self.mount_fs("sysfs", "/sys", flags, "", true);
+        }
+    }
+
+    /// tmpfs /dev with the standard devices, devpts, shm, mqueue and the fd symlinks.
+    fn populate_dev(&mut self, own_ipc: bool) {
+        self.mount_fs("tmpfs", "/dev", ms::NOSUID | ms::STRICTATIME, "mode=755,size=65536k", true);
+        for (name, major, minor) in DEVICES {
+            let target = c(format!("/dev/{name}"));
+            // mknod is refused in a user namespace: bind the host's node instead.
+            self.steps.push(if self.user_namespace {
+                Step::Bind { source: target.clone(), target, flags: 0, file: true }
+            } else {
+                Step::Mknod { target, mode: CHAR_DEVICE_MODE, major, minor }
+            });
+        }
+        // gid 5 (tty) may not be mapped in a user namespace.
+        let pts = if self.user_namespace {
+            "newinstance,ptmxmode=0666,mode=0620"
+        } else {
+            "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        };
+        self.mount_fs("devpts", "/dev/pts", ms::NOSUID | ms::NOEXEC, pts, true);
+        self.symlink("pts/ptmx", "/dev/ptmx");
+        self.mount_fs(
+            "tmpfs",
+            "/dev/shm",
+            ms::NOSUID | ms::NODEV | ms::NOEXEC,
+            "mode=1777,size=65536k",
+            true,
+        );
+        // An mqueue instance belongs to the IPC namespace of its mounter.
+        if own_ipc {
+            self.mount_fs("mqueue", "/dev/mqueue", ms::NOSUID | ms::NODEV | ms::NOEXEC, "", true);
+        }
+        self.symlink("/proc/self/fd", "/dev/fd");
+        for (n, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+            self.symlink(&format!("/proc/self/fd/{n}"), &format!("/dev/{name}"));
+        }
+    }
+
+    /// The config's mounts, parents before children so that none is hidden by a later one.
+    fn mount_config_mounts(&mut self, config: &Config) {
+        let mut mounts: Vec<_> = config.mounts.iter().collect();
+        mounts.sort_by_key(|m| m.destination.matches('/').count());
+        for m in mounts {
+            let ro = if m.readonly { ms::RDONLY } else { 0 };
+            match &m.kind {
+                MountKind::Bind { source, file } => self.steps.push(Step::Bind {
+                    source: c(source.as_os_str().as_encoded_bytes()),
+                    target: c(m.destination.as_str()),
+                    flags: ms::REC | ro,
+                    file: *file,
+                }),
+                MountKind::Tmpfs { size } => {
+                    let data = match size {
+                        Some(bytes) => format!("mode=1777,size={bytes}"),
+                        None => "mode=1777".to_string(),
+                    };
+                    self.mount_fs(
+                        "tmpfs",
+                        &m.destination,
+                        ms::NOSUID | ms::NODEV | ro,
+                        &data,
+                        false,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Mount, Process};
+    use std::path::PathBuf;
+
+    fn config(namespaces: &[Namespace]) -> Config {
+        Config {
+            file: PathBuf::from("t.toml"),
+            rootfs: PathBuf::from("/srv/rootfs"),
+            hostname: Some("box".into()),
+            namespaces: namespaces.to_vec(),
+            readonly_rootfs: true,
+            process: Process {
+                args: vec!["/bin/sh".into()],
+                env: vec!["PATH=/bin".into()],
+                cwd: "/tmp".into(),
+            },
+            mounts: vec![
+                Mount {
+                    destination: "/a/b".into(),
+                    kind: MountKind::Tmpfs { size: Some(4096) },
+                    readonly: false,
+                },
+                Mount {
+                    destination: "/a".into(),
+                    kind: MountKind::Bind { source: "/data".into(), file: false },
+                    readonly: true,
+                },
+            ],
+        }
+    }
+
+    fn targets(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::MountFs { target, .. }
+                | Step::Bind { target, .. }
+                | Step::Mknod { target, .. } => Some(target.to_str().unwrap().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clone_flags_follow_namespaces() {
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts]));
+        assert_eq!(
+            plan.clone_flags,
+            (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS) as u64
+        );
+        assert_eq!(plan.init_flags, 0);
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Uts]));
+        assert_eq!(plan.init_flags, flags::SUBREAPER);
+    }
+
+    #[test]
+    fn steps_run_in_container_order() {
+        let plan =
+            compile(&config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts, Namespace::Ipc]));
+        assert_eq!(plan.steps[0], Step::MakeMountsPrivate);
+        assert_eq!(plan.steps[1], Step::BindRootfs { path: c("/srv/rootfs") });
+        assert_eq!(
+            targets(&plan),
+            [
+                "/proc",
+                "/sys",
+                "/dev",
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/a",
+                "/a/b"
+            ]
+        );
+        let tail = &plan.steps[plan.steps.len() - 4..];
+        assert_eq!(
+            tail,
+            [
+                Step::PivotRoot,
+                Step::RemountRootReadonly,
+                Step::SetHostname { name: c("box") },
+                Step::Chdir { path: c("/tmp") }
+            ]
+        );
+        assert!(plan.steps.contains(&Step::Bind {
+            source: c("/data"),
+            target: c("/a"),
+            flags: ms::REC | ms::RDONLY,
+            file: false
+        }));
+        assert!(plan.steps.contains(&Step::MountFs {
+            fstype: c("tmpfs"),
+            target: c("/a/b"),
+            flags: ms::NOSUID | ms::NODEV,
+            data: c("mode=1777,size=4096"),
+            strict: false
+        }));
+    }
+
+    #[test]
+    fn user_namespace_binds_devices_and_sys() {
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid, Namespace::User]));
+        assert!(plan.user_namespace);
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::Mknod { .. })));
+        assert!(plan.steps.contains(&Step::Bind {
+            source: c("/dev/null"),
+            target: c("/dev/null"),
+            flags: 0,
+            file: true
+        }));
+        assert!(
+            plan.steps
+                .iter()
+                .any(|s| matches!(s, Step::Bind { target, .. } if target.as_c_str() == c"/sys"))
+        );
+        assert!(!targets(&plan).contains(&"/dev/mqueue".to_string()));
+    }
+
+    #[test]
+    fn plan_encodes_and_decodes() {
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid]));
+        let bytes = plan.encode().unwrap();
+        let decoded = boxr_plan::Plan::parse(&bytes).unwrap();
+        assert_eq!(decoded.steps().count(), plan.steps.len());
+        assert_eq!(decoded.args.iter().collect::<Vec<_>>(), [c"/bin/sh"]);
+    }
+}

@@ -1,0 +1,242 @@
+//! Starting boxr-init: the only place that calls clone.
+//!
+//! The frontend clones a child with exactly the plan's namespace flags (clone3, with a pidfd),
+//! the child puts its end of a `SOCK_SEQPACKET` socketpair on fd [`PLAN_FD`] and execs the
+//! static boxr-init; the frontend writes the user namespace's id maps if there is one and then
+//! sends the plan, which is also the init's signal to go on. The caller must have blocked the
+//! signals it forwards before calling [`spawn`] (the init inherits them blocked, so none sent
+//! early is lost) and must not have started any thread.
+
+use crate::elf;
+use crate::errno::describe;
+use crate::plan::Plan;
+use anyhow::{Context, Result, anyhow, bail};
+use boxr_plan::{PLAN_FD, Report};
+use rustix::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus};
+use std::ffi::CStr;
+use std::fs::{self, File};
+use std::path::PathBuf;
+
+/// The environment variable that names the boxr-init binary to use.
+pub const INIT_ENV: &str = "BOXR_INIT";
+
+/// An opened, checked boxr-init executable.
+pub struct InitBinary {
+    file: File,
+    pub path: PathBuf,
+}
+
+impl InitBinary {
+    /// Finds boxr-init: `$BOXR_INIT`, else beside the running `boxr` executable.
+    pub fn locate() -> Result<InitBinary> {
+        let path = match std::env::var_os(INIT_ENV) {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let exe = std::env::current_exe()
+                    .context("cannot find the boxr executable's own path")?;
+                exe.with_file_name("boxr-init")
+            }
+        };
+        let file = File::open(&path).map_err(|e| {
+            anyhow!(
+                "cannot open boxr-init at {}: {} (build it with `cargo xtask build`, or set {INIT_ENV} to its path)",
+                path.display(),
+                describe(&e)
+            )
+        })?;
+        elf::check_static(&file).map_err(|e| {
+            anyhow!("boxr-init at {} is {e}; rebuild it with `cargo xtask build`", path.display())
+        })?;
+        Ok(InitBinary { file, path })
+    }
+}
+
+/// A started init. Dropping it before [`Container::wait`] kills and reaps the init, so no
+/// failure path leaves a container process behind.
+pub struct Container {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    /// The frontend's end of the plan socket: reports arrive here, EOF once the workload
+    /// has exec'd (or failed to).
+    pub channel: OwnedFd,
+    reaped: bool,
+}
+
+impl Container {
+    /// Forwards `signal` to the init (which forwards it to the workload).
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        match rustix::process::pidfd_send_signal(&self.pidfd, signal) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(anyhow!("cannot signal the container's init: {}", describe(&e.into()))),
+        }
+    }
+
+    /// Reaps the init once it has exited (blocks until then).
+    pub fn wait(&mut self) -> Result<WaitIdStatus> {
+        loop {
+            match rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED)
+            {
+                Ok(Some(status)) => {
+                    self.reaped = true;
+                    return Ok(status);
+                }
+                Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => bail!("cannot wait for the container's init: {}", describe(&e.into())),
+            }
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.signal(Signal::KILL);
+            let _ = self.wait();
+        }
+    }
+}
+
+/// `struct clone_args` of clone3(2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Clones boxr-init into the plan's namespaces and hands it the plan.
+pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
+    let bytes = plan.encode().context("cannot encode the plan")?;
+    let (parent_end, child_end) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| anyhow!("cannot create the plan socket: {}", describe(&e.into())))?;
+    // Above PLAN_FD, so that placing the child's end on PLAN_FD cannot clobber it.
+    let init_fd = rustix::io::fcntl_dupfd_cloexec(&init.file, PLAN_FD + 1)
+        .map_err(|e| anyhow!("cannot duplicate the boxr-init fd: {}", describe(&e.into())))?;
+    let argv: [*const libc::c_char; 2] = [c"boxr-init".as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: plan.clone_flags | libc::CLONE_PIDFD as u64,
+        pidfd: &raw mut pidfd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM duplicates this single-threaded process like fork; `args`
+    // is a valid clone_args of the size passed, and `pidfd` outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
+    if ret == 0 {
+        // SAFETY: in the child of a fork of a single-threaded process; exec_init only makes
+        // async-signal-safe system calls and never returns.
+        unsafe { exec_init(child_end.as_raw_fd(), init_fd.as_raw_fd(), &argv, &envp) }
+    }
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        bail!(
+            "cannot create the container's namespaces ({}): {}",
+            plan_namespace_hint(plan.clone_flags),
+            describe(&err)
+        );
+    }
+    drop(child_end);
+    drop(init_fd);
+    // SAFETY: clone3 stored a new pidfd, owned by nobody else, in `pidfd`.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let pid = Pid::from_raw(ret as i32).ok_or_else(|| anyhow!("clone3 returned pid {ret}"))?;
+    let container = Container { pid, pidfd, channel: parent_end, reaped: false };
+    if plan.user_namespace {
+        write_id_maps(pid)?;
+    }
+    rustix::net::send(&container.channel, &bytes, SendFlags::empty())
+        .map_err(|e| anyhow!("cannot send the plan to boxr-init: {}", describe(&e.into())))?;
+    Ok(container)
+}
+
+fn plan_namespace_hint(flags: u64) -> String {
+    let names = [
+        (libc::CLONE_NEWNS, "mount"),
+        (libc::CLONE_NEWPID, "pid"),
+        (libc::CLONE_NEWUTS, "uts"),
+        (libc::CLONE_NEWIPC, "ipc"),
+        (libc::CLONE_NEWNET, "net"),
+        (libc::CLONE_NEWUSER, "user"),
+        (libc::CLONE_NEWCGROUP, "cgroup"),
+    ];
+    let set: Vec<_> =
+        names.iter().filter(|(f, _)| flags & *f as u64 != 0).map(|(_, n)| *n).collect();
+    set.join(", ")
+}
+
+/// Maps root in the container to the caller's own uid and gid, like `unshare --map-root-user`.
+fn write_id_maps(pid: Pid) -> Result<()> {
+    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    for (file, content) in [
+        ("setgroups", "deny".to_string()),
+        ("uid_map", format!("0 {uid} 1")),
+        ("gid_map", format!("0 {gid} 1")),
+    ] {
+        let path = proc.join(file);
+        fs::write(&path, content).map_err(|e| {
+            anyhow!("cannot write the user namespace map {}: {}", path.display(), describe(&e))
+        })?;
+    }
+    Ok(())
+}
+
+/// The cloned child: put the plan socket on `PLAN_FD`, make every other inherited fd
+/// close-on-exec, and exec boxr-init. Reports to the frontend and exits if the exec fails.
+///
+/// # Safety
+/// Only to be called in the child right after clone; `argv` and `envp` are NULL-terminated.
+unsafe fn exec_init(
+    channel: RawFd,
+    init: RawFd,
+    argv: &[*const libc::c_char; 2],
+    envp: &[*const libc::c_char; 1],
+) -> ! {
+    let empty: &CStr = c"";
+    // SAFETY: plain system calls on fds this process owns; the pointers are valid C strings
+    // and NULL-terminated arrays that live in this (copied) address space.
+    unsafe {
+        // The init dies with the frontend; with the plan socket closed it then reads EOF.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if channel == PLAN_FD {
+            libc::fcntl(channel, libc::F_SETFD, 0);
+        } else {
+            libc::dup2(channel, PLAN_FD);
+        }
+        libc::syscall(libc::SYS_close_range, PLAN_FD + 1, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        // Rust's runtime ignores SIGPIPE; an ignored disposition would survive exec.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::syscall(
+            libc::SYS_execveat,
+            init,
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        let errno = *libc::__errno_location();
+        let report = Report::StartFailed { errno: errno as u32 }.encode();
+        libc::write(PLAN_FD, report.as_ptr().cast(), report.len());
+        libc::_exit(125)
+    }
+}
