@@ -55,6 +55,18 @@ pub fn check_static(file: &File) -> Result<(), ElfError> {
     check_program_headers(&table, phentsize)
 }
 
+/// Whether the ELF image in `bytes` (a whole file) is a static executable.
+pub fn check_static_bytes(bytes: &[u8]) -> Result<(), ElfError> {
+    let header: &[u8; 64] =
+        bytes.get(..64).and_then(|h| h.try_into().ok()).ok_or(ElfError::NotElf)?;
+    let (phoff, phentsize, phnum) = program_header_table(header)?;
+    let table = usize::try_from(phoff)
+        .ok()
+        .and_then(|start| bytes.get(start..start.checked_add(phentsize * phnum)?))
+        .ok_or(ElfError::Truncated)?;
+    check_program_headers(table, phentsize)
+}
+
 /// Offset, entry size and count of the program headers, from the ELF header.
 fn program_header_table(h: &[u8; 64]) -> Result<(u64, usize, usize), ElfError> {
     if &h[..4] != b"\x7fELF" {
@@ -127,5 +139,11 @@ mod tests {
         assert_eq!(check_static(&ls), Err(ElfError::Dynamic));
         let script = File::open("/etc/passwd").unwrap();
         assert_eq!(check_static(&script), Err(ElfError::NotElf));
+        assert_eq!(check_static_bytes(&std::fs::read("/bin/ls").unwrap()), Err(ElfError::Dynamic));
+        let mut image = header(2, 2).to_vec();
+        image.extend(phdrs(&[1, 4]));
+        assert_eq!(check_static_bytes(&image), Ok(()));
+        assert_eq!(check_static_bytes(&image[..100]), Err(ElfError::Truncated));
+        assert_eq!(check_static_bytes(b"#!/bin/sh"), Err(ElfError::NotElf));
     }
 }
