@@ -10,3 +10,5 @@ pub mod errno;
 pub mod plan;
 pub mod run;
 pub mod spawn;
+pub mod state;
+pub mod time;

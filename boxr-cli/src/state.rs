@@ -1,0 +1,427 @@
+//! Container state: one directory per container under the state root (default `/run/boxr`),
+//! holding `state.json`. Writes are atomic (write a temporary file, rename it over the old one)
+//! and every read-modify-write holds the container's lock, so concurrent boxr commands never see
+//! or make a torn state. Creating a container (and so claiming its name) holds the root's lock.
+
+use crate::errno::describe;
+use crate::time::Timestamp;
+use anyhow::{Context, Result, anyhow, bail};
+use rustix::fs::FlockOperation;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_ROOT: &str = "/run/boxr";
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Registered, its init not started (or not yet confirmed running).
+    Created,
+    Running,
+    Exited,
+}
+
+/// A process identified beyond its pid: the kernel's start time of the process (in clock ticks
+/// since boot, field 22 of /proc/PID/stat), so that a recycled pid is never mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// The identity of a live process, or `None` if there is no such process.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        proc_start_time(pid).map(|start_time| ProcessId { pid, start_time })
+    }
+
+    /// Whether this very process still exists (and has not been reaped).
+    pub fn is_alive(&self) -> bool {
+        proc_start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+/// The start time of `pid` from /proc/PID/stat.
+fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses.
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    // Field 3 is the first after the name; the start time is field 22.
+    after_comm.split(' ').nth(22 - 3)?.parse().ok()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    /// The container's init, as seen from the host.
+    pub init: Option<ProcessId>,
+    /// The process that waits for the init and records its exit (boxr itself in the
+    /// foreground, a detached monitor with `run -d`).
+    pub monitor: Option<ProcessId>,
+    pub created: Timestamp,
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
+    pub exit_code: Option<i32>,
+    /// Why the container stopped other than by its workload exiting, or failed to start.
+    pub error: Option<String>,
+    pub config: PathBuf,
+    pub command: Vec<String>,
+    /// The workload's environment and working directory, the defaults for `boxr exec`.
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// Names of the container's namespaces.
+    pub namespaces: Vec<String>,
+    /// The container's directory in the storage dir (writable layer, logs).
+    pub storage: PathBuf,
+    pub detached: bool,
+    pub auto_remove: bool,
+}
+
+impl ContainerState {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// The status with the exit code, as `ps` shows it.
+    pub fn status_text(&self) -> String {
+        match (self.status, self.exit_code) {
+            (Status::Exited, Some(code)) => format!("exited ({code})"),
+            (Status::Exited, None) => "exited (unknown)".to_string(),
+            (Status::Running, _) => "running".to_string(),
+            (Status::Created, _) => "created".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        })
+    }
+}
+
+/// The state root directory.
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An exclusive `flock` held until dropped.
+pub struct Lock(#[allow(dead_code, reason = "held for its Drop, which releases the lock")] File);
+
+fn lock(path: &Path) -> Result<Lock> {
+    let file =
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| anyhow!("cannot open lock file {}: {}", path.display(), describe(&e)))?;
+    rustix::fs::flock(&file, FlockOperation::LockExclusive)
+        .map_err(|e| anyhow!("cannot lock {}: {}", path.display(), describe(&e.into())))?;
+    Ok(Lock(file))
+}
+
+impl Store {
+    /// Opens the state root, creating it (mode 0700) if needed.
+    pub fn open(root: &Path) -> Result<Store> {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(|e| {
+            anyhow!("cannot create the state directory {}: {}", root.display(), describe(&e))
+        })?;
+        Ok(Store { root: root.to_path_buf() })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Registers a new container: claims its name (generating one if `None`) and writes its
+    /// first state. `make` gets the new id and name.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        make: impl FnOnce(String, String) -> ContainerState,
+    ) -> Result<ContainerState> {
+        let _root_lock = lock(&self.root.join(LOCK_FILE))?;
+        let existing = self.list()?;
+        let taken = |n: &str| existing.iter().find(|s| s.name == n);
+        let name = match name {
+            Some(name) => {
+                check_name(name)?;
+                if let Some(other) = taken(name) {
+                    bail!(
+                        "the name {name:?} is taken by container {} ({}): remove it with `boxr rm {name}` or choose another --name",
+                        other.short_id(),
+                        other.status_text()
+                    );
+                }
+                name.to_string()
+            }
+            None => generate_name(|n| taken(n).is_some()),
+        };
+        let id = random_id()?;
+        let dir = self.dir(&id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| anyhow!("cannot create {}: {}", dir.display(), describe(&e)))?;
+        let state = make(id, name);
+        self.write(&state)?;
+        Ok(state)
+    }
+
+    /// All containers, in creation order.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        let entries = fs::read_dir(&self.root).map_err(|e| {
+            anyhow!("cannot read the state directory {}: {}", self.root.display(), describe(&e))
+        })?;
+        let mut states = Vec::new();
+        for entry in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            let path = entry.path().join(STATE_FILE);
+            // A directory without a state file is a container being created or removed.
+            if let Some(state) = read_state(&path)? {
+                states.push(state);
+            }
+        }
+        states.sort_by_key(|s| s.created);
+        Ok(states)
+    }
+
+    /// Finds a container by name, full id, or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<ContainerState> {
+        let all = self.list()?;
+        if let Some(s) = all.iter().find(|s| s.name == key || s.id == key) {
+            return Ok(s.clone());
+        }
+        let matches: Vec<_> =
+            all.iter().filter(|s| key.len() >= 3 && s.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("no such container: {key} (`boxr ps -a` lists them)"),
+            _ => bail!(
+                "{key} matches {} containers: give more of the id, or the name",
+                matches.len()
+            ),
+        }
+    }
+
+    /// Locks a container's state for a read-modify-write.
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        lock(&self.dir(id).join(LOCK_FILE))
+    }
+
+    /// Re-reads a container's state (the caller holds its lock).
+    pub fn load(&self, id: &str) -> Result<ContainerState> {
+        read_state(&self.dir(id).join(STATE_FILE))?
+            .ok_or_else(|| anyhow!("no such container: {id}"))
+    }
+
+    /// Applies `change` to the container's current state under its lock.
+    pub fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerState),
+    ) -> Result<ContainerState> {
+        let _lock = self.lock(id)?;
+        let mut state = self.load(id)?;
+        change(&mut state);
+        self.write(&state)?;
+        Ok(state)
+    }
+
+    /// Writes a state atomically.
+    fn write(&self, state: &ContainerState) -> Result<()> {
+        let dir = self.dir(&state.id);
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        let path = dir.join(STATE_FILE);
+        let json =
+            serde_json::to_vec_pretty(state).context("cannot serialise the container state")?;
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&json)?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| anyhow!("cannot write {}: {}", path.display(), describe(&e)))
+    }
+
+    /// Deletes a container's state directory (the caller holds its lock).
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        // The state file goes first, so that a half-removed directory is not listed.
+        match fs::remove_file(dir.join(STATE_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot remove {}: {}", dir.display(), describe(&e)),
+        }
+        fs::remove_dir_all(&dir)
+            .map_err(|e| anyhow!("cannot remove {}: {}", dir.display(), describe(&e)))
+    }
+}
+
+fn read_state(path: &Path) -> Result<Option<ContainerState>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("cannot read {}: {}", path.display(), describe(&e)),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        anyhow!("{} is corrupt ({e}): remove its directory to forget the container", path.display())
+    })
+}
+
+/// Container names: like docker's, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        bail!(
+            "invalid container name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+        );
+    }
+    Ok(())
+}
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+                .map_err(|e| {
+                    anyhow!("cannot get random bytes for an id: {}", describe(&e.into()))
+                })?;
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+const ADJECTIVES: [&str; 16] = [
+    "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quiet", "swift", "tidy", "witty",
+];
+const NOUNS: [&str; 16] = [
+    "otter", "falcon", "badger", "heron", "lynx", "marten", "newt", "orca", "panda", "quail",
+    "raven", "stoat", "tapir", "vole", "wombat", "yak",
+];
+
+/// A free `adjective_noun` name, with a number appended once the plain pairs run out.
+fn generate_name(taken: impl Fn(&str) -> bool) -> String {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let pairs = ADJECTIVES.len() * NOUNS.len();
+    (0..)
+        .map(|n: usize| {
+            let i = (seed as usize).wrapping_add(n) % pairs;
+            let base = format!("{}_{}", ADJECTIVES[i / NOUNS.len()], NOUNS[i % NOUNS.len()]);
+            if n < pairs { base } else { format!("{base}{}", n / pairs) }
+        })
+        .find(|name| !taken(name))
+        .expect("the names are endless")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("boxr-state-test-{}", random_id().unwrap()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn state(id: String, name: String) -> ContainerState {
+        ContainerState {
+            id,
+            name,
+            status: Status::Created,
+            init: None,
+            monitor: None,
+            created: Timestamp::now(),
+            started: None,
+            finished: None,
+            exit_code: None,
+            error: None,
+            config: "c.toml".into(),
+            command: vec!["/bin/true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            namespaces: vec!["mount".into()],
+            storage: "/tmp".into(),
+            detached: false,
+            auto_remove: false,
+        }
+    }
+
+    #[test]
+    fn create_find_update_remove() {
+        let dir = scratch();
+        let store = Store::open(&dir).unwrap();
+        let a = store.create(Some("web"), state).unwrap();
+        assert_eq!(a.id.len(), 64);
+        let b = store.create(None, state).unwrap();
+        assert!(b.name.contains('_'), "{}", b.name);
+        let err = store.create(Some("web"), state).unwrap_err().to_string();
+        assert!(
+            err.contains("the name \"web\" is taken by container") && err.contains("(created)"),
+            "{err}"
+        );
+        assert_eq!(store.find("web").unwrap().id, a.id);
+        assert_eq!(store.find(&a.id[..8]).unwrap().name, "web");
+        assert!(store.find("nope").unwrap_err().to_string().contains("no such container: nope"));
+        let updated = store
+            .update(&a.id, |s| {
+                s.status = Status::Exited;
+                s.exit_code = Some(3);
+            })
+            .unwrap();
+        assert_eq!(updated.status_text(), "exited (3)");
+        assert_eq!(store.find("web").unwrap(), updated);
+        assert_eq!(store.list().unwrap().len(), 2);
+        store.remove(&a.id).unwrap();
+        assert_eq!(store.list().unwrap().len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("web-1.a_b").is_ok());
+        for bad in ["", "-x", "a b", "a/b", &"x".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generated_names_avoid_taken_ones() {
+        let first = generate_name(|_| false);
+        let other = generate_name(|n| n == first);
+        assert_ne!(first, other);
+        let numbered = generate_name(|n| !n.chars().any(|c| c.is_ascii_digit()));
+        assert!(numbered.ends_with('1'), "{numbered}");
+    }
+
+    #[test]
+    fn process_identity_detects_recycling() {
+        let me = ProcessId::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        assert!(!ProcessId { start_time: me.start_time + 1, ..me }.is_alive());
+        assert_eq!(ProcessId::of(i32::MAX), None);
+    }
+}
