@@ -1,0 +1,147 @@
+//! The mount steps: private propagation, the rootfs bind, filesystems, bind mounts, device nodes
+//! and symlinks inside the rootfs, the pivot into it and the read-only root.
+//!
+//! Targets are resolved inside the rootfs (see `resolve`) and mounted on through the resolved
+//! fd's magic link, never by path, so a symlink in the rootfs cannot redirect a mount.
+
+use crate::cbuf::fd_path;
+use crate::resolve::{Kind, make_in_root, make_parent_in_root, open_in_root};
+use boxr_plan::ms;
+use core::ffi::CStr;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{FileType, Mode, OFlags, StatVfsMountFlags, fstatvfs, makedev, mknodat, open};
+use rustix::fs::{statvfs, symlinkat};
+use rustix::io::Result;
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{
+    mount, mount_bind, mount_bind_recursive, mount_change, mount_remount, unmount,
+};
+use rustix::process::{chdir, fchdir, pivot_root};
+
+/// The per-mount flags a bind mount can only get by a remount. They have the same values as
+/// the `ST_*` flags `statvfs` reports, so the current ones can be kept by OR-ing them in.
+const REMOUNT_FLAGS: u32 = ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC;
+
+/// The directory that container paths are resolved in: the rootfs once it is bound, and the
+/// current root before that and after the pivot.
+pub struct Rootfs {
+    root: Option<OwnedFd>,
+}
+
+impl Rootfs {
+    pub const fn new() -> Self {
+        Rootfs { root: None }
+    }
+
+    fn root(&mut self) -> Result<BorrowedFd<'_>> {
+        let fd = match self.root.take() {
+            Some(fd) => fd,
+            None => open_dir(c"/")?,
+        };
+        let fd: &OwnedFd = self.root.insert(fd);
+        Ok(fd.as_fd())
+    }
+
+    /// Bind-mounts the rootfs (a host path) onto itself, recursively, and resolves all later
+    /// targets in it.
+    pub fn bind_rootfs(&mut self, path: &CStr) -> Result<()> {
+        mount_bind_recursive(path, path)?;
+        self.root = Some(open_dir(path)?);
+        Ok(())
+    }
+
+    /// Mounts a new `fstype` instance on `target`.
+    pub fn mount_fs(
+        &mut self,
+        fstype: &CStr,
+        target: &CStr,
+        flags: u32,
+        data: &CStr,
+        strict: bool,
+    ) -> Result<()> {
+        let target = make_in_root(self.root()?, target.to_bytes(), strict, Kind::Dir)?;
+        mount(
+            fstype,
+            fd_path(target.as_fd()).as_cstr(),
+            fstype,
+            MountFlags::from_bits_retain(flags),
+            data,
+        )
+    }
+
+    /// Bind-mounts the host path `source` on `target`, then applies the per-mount flags.
+    pub fn bind_mount(
+        &mut self,
+        source: &CStr,
+        target: &CStr,
+        flags: u32,
+        file: bool,
+    ) -> Result<()> {
+        let root = self.root()?;
+        let kind = if file { Kind::File } else { Kind::Dir };
+        let covered = make_in_root(root, target.to_bytes(), false, kind)?;
+        let on = fd_path(covered.as_fd());
+        if flags & ms::REC != 0 {
+            mount_bind_recursive(source, on.as_cstr())?;
+        } else {
+            mount_bind(source, on.as_cstr())?;
+        }
+        if flags & REMOUNT_FLAGS == 0 {
+            return Ok(());
+        }
+        // `covered` is the directory under the new mount: resolve again to reach the mount.
+        let mounted = open_in_root(root, target, false)?;
+        let current = fstatvfs(mounted.as_fd())?.f_flag;
+        remount_bind(fd_path(mounted.as_fd()).as_cstr(), flags, current)
+    }
+
+    /// Creates a device node (`mode` holds the file type and the permissions).
+    pub fn make_device(&mut self, target: &CStr, mode: u32, major: u32, minor: u32) -> Result<()> {
+        let (dir, name) = make_parent_in_root(self.root()?, target)?;
+        let kind = FileType::from_raw_mode(mode);
+        mknodat(dir, name, kind, Mode::from_raw_mode(mode), makedev(major, minor))
+    }
+
+    /// Creates the symlink `link` pointing to `to`.
+    pub fn make_symlink(&mut self, to: &CStr, link: &CStr) -> Result<()> {
+        let (dir, name) = make_parent_in_root(self.root()?, link)?;
+        symlinkat(to, dir, name)
+    }
+
+    /// Makes the rootfs `/` and detaches the old root, so that no host path stays reachable.
+    pub fn pivot_into(&mut self) -> Result<()> {
+        fchdir(self.root()?)?;
+        // The old root ends up stacked on the new one, at ".": detach it from there.
+        pivot_root(c".", c".")?;
+        unmount(c".", UnmountFlags::DETACH)?;
+        chdir(c"/")?;
+        self.root = None;
+        Ok(())
+    }
+}
+
+/// Stops mount events propagating between the container and the host, both ways.
+pub fn make_mounts_private() -> Result<()> {
+    mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
+}
+
+/// Remounts `/` read-only.
+pub fn remount_root_readonly() -> Result<()> {
+    remount_bind(c"/", ms::RDONLY, statvfs(c"/")?.f_flag)
+}
+
+/// Applies `flags` to the bind mount at `target`, keeping the ones it already has: in a user
+/// namespace they may be locked, and clearing a locked flag fails with `EPERM`. The atime flags
+/// are not passed, so the kernel keeps the mount's own.
+fn remount_bind(target: &CStr, flags: u32, current: StatVfsMountFlags) -> Result<()> {
+    let kept = current.bits() as u32 & REMOUNT_FLAGS;
+    mount_remount(
+        target,
+        MountFlags::BIND | MountFlags::from_bits_retain(flags & REMOUNT_FLAGS | kept),
+        c"",
+    )
+}
+
+fn open_dir(path: &CStr) -> Result<OwnedFd> {
+    open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+}
