@@ -3,6 +3,7 @@
 //!
 //! The schema is documented in docs/config.md.
 
+use crate::paths;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -73,8 +74,11 @@ pub struct Process {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// Absolute and normalised, inside the container.
+    /// Absolute and normalised, inside the container, as the config gives it.
     pub destination: String,
+    /// The destination with the rootfs's symlinks resolved (inside the rootfs): where the
+    /// init mounts, creating missing directories along a path without symlinks.
+    pub target: String,
     pub kind: MountKind,
     pub readonly: bool,
 }
@@ -222,13 +226,13 @@ impl Checker<'_> {
         let mut mounts = Vec::with_capacity(raw.mounts.len());
         for m in raw.mounts {
             let span = m.destination.span();
-            let mount = self.mount(m)?;
-            if !seen.insert(mount.destination.clone()) {
+            let mount = self.mount(m, &rootfs)?;
+            if !seen.insert(mount.target.clone()) {
                 return Err(self.src.error(
                     span,
                     format!(
-                        "duplicate mount destination {}: each destination may be mounted once",
-                        mount.destination
+                        "duplicate mount destination {} (in the rootfs: {}): each destination may be mounted once",
+                        mount.destination, mount.target
                     ),
                 ));
             }
@@ -412,7 +416,7 @@ impl Checker<'_> {
             Some(cwd) => {
                 let span = cwd.span();
                 let cwd = self.no_nul(cwd, "process.cwd")?;
-                normalize_container_path(&cwd)
+                paths::normalize(&cwd)
                     .map_err(|m| self.src.error(span, format!("process.cwd {cwd:?}: {m}")))?
             }
             None => "/".to_string(),
@@ -420,14 +424,19 @@ impl Checker<'_> {
         Ok(Process { args, env, cwd })
     }
 
-    fn mount(&self, m: RawMount) -> Result<Mount, ConfigError> {
+    fn mount(&self, m: RawMount, rootfs: &Path) -> Result<Mount, ConfigError> {
         let dest_span = m.destination.span();
-        let destination = self.no_nul(m.destination, "mounts.destination")?;
-        let destination = normalize_container_path(&destination)
+        let given = self.no_nul(m.destination, "mounts.destination")?;
+        let (destination, target) = paths::normalize(&given)
             .and_then(|d| check_destination(&d).map(|()| d))
+            .and_then(|d| {
+                let target = paths::resolve_in_rootfs(rootfs, &d)?;
+                check_destination(&target)
+                    .map_err(|msg| format!("it resolves to {target} in the rootfs, and {msg}"))?;
+                Ok((d, target))
+            })
             .map_err(|msg| {
-                self.src
-                    .error(dest_span.clone(), format!("mount destination {destination:?}: {msg}"))
+                self.src.error(dest_span.clone(), format!("mount destination {given:?}: {msg}"))
             })?;
         let readonly = m.readonly.unwrap_or(false);
         let kind = match *m.kind.get_ref() {
@@ -471,7 +480,7 @@ impl Checker<'_> {
                 MountKind::Tmpfs { size }
             }
         };
-        Ok(Mount { destination, kind, readonly })
+        Ok(Mount { destination, target, kind, readonly })
     }
 
     fn no_nul(&self, value: Spanned<String>, field: &str) -> Result<String, ConfigError> {
@@ -526,28 +535,6 @@ fn hostname_problem(name: &str) -> Option<&'static str> {
         }
     }
     None
-}
-
-/// Normalises an absolute path inside the container: collapses `//` and `.`, refuses `..`.
-pub fn normalize_container_path(path: &str) -> Result<String, String> {
-    if !path.starts_with('/') {
-        return Err("must be an absolute path (start with /)".into());
-    }
-    let mut out = String::with_capacity(path.len());
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err("must not contain '..'".into()),
-            part => {
-                out.push('/');
-                out.push_str(part);
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    Ok(out)
 }
 
 /// Refuses destinations boxr itself owns: `/`, `/proc`, `/sys`, `/dev` and anything under

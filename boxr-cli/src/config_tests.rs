@@ -91,16 +91,19 @@ size = "16m"
         [
             Mount {
                 destination: "/srv/data".into(),
+                target: "/srv/data".into(),
                 kind: MountKind::Bind { source: data.clone(), file: false },
                 readonly: true
             },
             Mount {
                 destination: "/etc/file".into(),
+                target: "/etc/file".into(),
                 kind: MountKind::Bind { source: data.join("file.txt"), file: true },
                 readonly: false
             },
             Mount {
                 destination: "/scratch".into(),
+                target: "/scratch".into(),
                 kind: MountKind::Tmpfs { size: Some(16 << 20) },
                 readonly: false
             },
@@ -171,6 +174,16 @@ fn bad_destinations_are_refused() {
     let dup = format!("{}[[mounts]]\ntype = \"tmpfs\"\ndestination = \"/x/\"\n", mount("/x"));
     let e = s.err(&dup);
     assert!(e.starts_with("9:15: duplicate mount destination /x"), "{e}");
+    std::os::unix::fs::symlink("/proc/sys", s.0.join("rootfs/sneaky")).unwrap();
+    let e = s.err(&mount("/sneaky/kernel"));
+    assert!(
+        e.contains("it resolves to /proc/sys/kernel in the rootfs, and mounts on or under /proc"),
+        "{e}"
+    );
+    std::os::unix::fs::symlink("x", s.0.join("rootfs/alias")).unwrap();
+    let dup = format!("{}[[mounts]]\ntype = \"tmpfs\"\ndestination = \"/alias\"\n", mount("/x"));
+    let e = s.err(&dup);
+    assert!(e.starts_with("9:15: duplicate mount destination /alias (in the rootfs: /x)"), "{e}");
 }
 
 #[test]
@@ -279,11 +292,4 @@ fn sizes_parse() {
 fn line_column_counts_characters() {
     assert_eq!(line_column("ab\ncé d", 7), (2, 4));
     assert_eq!(line_column("x", 0), (1, 1));
-}
-
-#[test]
-fn container_paths_normalise() {
-    assert_eq!(normalize_container_path("/a//b/./c/").unwrap(), "/a/b/c");
-    assert_eq!(normalize_container_path("/").unwrap(), "/");
-    assert!(normalize_container_path("a").is_err());
 }

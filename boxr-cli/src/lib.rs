@@ -7,6 +7,8 @@
 pub mod config;
 pub mod elf;
 pub mod errno;
+pub mod lifecycle;
+pub mod paths;
 pub mod plan;
 pub mod run;
 pub mod spawn;

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 fn run(args: RunArgs) -> anyhow::Result<i32> {
     let overrides = Overrides { args: args.command, env: args.env, hostname: args.hostname };
     let config = config::load(&args.config, &overrides)?;
-    let plan = plan::compile(&config);
+    let plan = plan::compile(&config, &plan::RootfsLayer::Bind);
     let init = spawn::InitBinary::locate()?;
     run_foreground(&init, &plan)
 }

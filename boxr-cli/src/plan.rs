@@ -5,6 +5,7 @@
 use crate::config::{Config, MountKind, Namespace};
 use boxr_plan::{Step, flags, ms};
 use std::ffi::CString;
+use std::path::{Path, PathBuf};
 
 /// The character devices every container gets in its /dev: (name, major, minor).
 const DEVICES: [(&str, u32, u32); 6] = [
@@ -18,6 +19,16 @@ const DEVICES: [(&str, u32, u32); 6] = [
 
 /// `S_IFCHR | 0666`.
 const CHAR_DEVICE_MODE: u32 = 0o020_666;
+
+/// How the container's root filesystem is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootfsLayer {
+    /// The rootfs itself, bound onto itself: writes go to the rootfs directory.
+    Bind,
+    /// An overlay with the rootfs as the read-only lower layer and a writable layer of the
+    /// container's own (`upper` and `work` on one filesystem), mounted on `merged`.
+    Overlay { upper: PathBuf, work: PathBuf, merged: PathBuf },
+}
 
 /// Everything needed to start one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +70,36 @@ fn c(s: impl Into<Vec<u8>>) -> CString {
     CString::new(s).expect("config values were checked for NUL characters")
 }
 
-/// Builds the plan for `config`.
-pub fn compile(config: &Config) -> Plan {
+fn path(p: &Path) -> CString {
+    c(p.as_os_str().as_encoded_bytes())
+}
+
+/// Builds the plan for `config`, with its root filesystem mounted as `layer` says.
+pub fn compile(config: &Config, layer: &RootfsLayer) -> Plan {
     let user_namespace = config.has(Namespace::User);
     let mut b = Builder { steps: Vec::with_capacity(32), user_namespace };
     b.steps.push(Step::MakeMountsPrivate);
-    b.steps.push(Step::BindRootfs { path: c(config.rootfs.as_os_str().as_encoded_bytes()) });
+    b.steps.push(match layer {
+        RootfsLayer::Bind => Step::MountRootfs {
+            source: path(&config.rootfs),
+            target: path(&config.rootfs),
+            fstype: c(""),
+            flags: ms::BIND | ms::REC,
+            data: c(""),
+        },
+        RootfsLayer::Overlay { upper, work, merged } => Step::MountRootfs {
+            source: c("overlay"),
+            target: path(merged),
+            fstype: c("overlay"),
+            flags: 0,
+            data: c(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                config.rootfs.display(),
+                upper.display(),
+                work.display()
+            )),
+        },
+    });
     b.mount_proc();
     b.mount_sys(config.has(Namespace::Net));
     b.populate_dev(config.has(Namespace::Ipc));
@@ -167,13 +202,13 @@ impl Builder {
     /// The config's mounts, parents before children so that none is hidden by a later one.
     fn mount_config_mounts(&mut self, config: &Config) {
         let mut mounts: Vec<_> = config.mounts.iter().collect();
-        mounts.sort_by_key(|m| m.destination.matches('/').count());
+        mounts.sort_by_key(|m| m.target.matches('/').count());
         for m in mounts {
             let ro = if m.readonly { ms::RDONLY } else { 0 };
             match &m.kind {
                 MountKind::Bind { source, file } => self.steps.push(Step::Bind {
-                    source: c(source.as_os_str().as_encoded_bytes()),
-                    target: c(m.destination.as_str()),
+                    source: path(source),
+                    target: c(m.target.as_str()),
                     flags: ms::REC | ro,
                     file: *file,
                 }),
@@ -182,13 +217,7 @@ impl Builder {
                         Some(bytes) => format!("mode=1777,size={bytes}"),
                         None => "mode=1777".to_string(),
                     };
-                    self.mount_fs(
-                        "tmpfs",
-                        &m.destination,
-                        ms::NOSUID | ms::NODEV | ro,
-                        &data,
-                        false,
-                    );
+                    self.mount_fs("tmpfs", &m.target, ms::NOSUID | ms::NODEV | ro, &data, false);
                 }
             }
         }
@@ -216,11 +245,13 @@ mod tests {
             mounts: vec![
                 Mount {
                     destination: "/a/b".into(),
+                    target: "/a/b".into(),
                     kind: MountKind::Tmpfs { size: Some(4096) },
                     readonly: false,
                 },
                 Mount {
                     destination: "/a".into(),
+                    target: "/a".into(),
                     kind: MountKind::Bind { source: "/data".into(), file: false },
                     readonly: true,
                 },
@@ -242,22 +273,36 @@ mod tests {
 
     #[test]
     fn clone_flags_follow_namespaces() {
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts]));
+        let plan = compile(
+            &config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts]),
+            &RootfsLayer::Bind,
+        );
         assert_eq!(
             plan.clone_flags,
             (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS) as u64
         );
         assert_eq!(plan.init_flags, 0);
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Uts]));
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Uts]), &RootfsLayer::Bind);
         assert_eq!(plan.init_flags, flags::SUBREAPER);
     }
 
     #[test]
     fn steps_run_in_container_order() {
-        let plan =
-            compile(&config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts, Namespace::Ipc]));
+        let plan = compile(
+            &config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts, Namespace::Ipc]),
+            &RootfsLayer::Bind,
+        );
         assert_eq!(plan.steps[0], Step::MakeMountsPrivate);
-        assert_eq!(plan.steps[1], Step::BindRootfs { path: c("/srv/rootfs") });
+        assert_eq!(
+            plan.steps[1],
+            Step::MountRootfs {
+                source: c("/srv/rootfs"),
+                target: c("/srv/rootfs"),
+                fstype: c(""),
+                flags: ms::BIND | ms::REC,
+                data: c("")
+            }
+        );
         assert_eq!(
             targets(&plan),
             [
@@ -304,7 +349,10 @@ mod tests {
 
     #[test]
     fn user_namespace_binds_devices_and_sys() {
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid, Namespace::User]));
+        let plan = compile(
+            &config(&[Namespace::Mount, Namespace::Pid, Namespace::User]),
+            &RootfsLayer::Bind,
+        );
         assert!(plan.user_namespace);
         assert!(!plan.steps.iter().any(|s| matches!(s, Step::Mknod { .. })));
         assert!(plan.steps.contains(&Step::Bind {
@@ -322,8 +370,28 @@ mod tests {
     }
 
     #[test]
+    fn overlay_rootfs_is_mounted_on_merged() {
+        let layer = RootfsLayer::Overlay {
+            upper: "/s/up".into(),
+            work: "/s/work".into(),
+            merged: "/s/m".into(),
+        };
+        let plan = compile(&config(&[Namespace::Mount]), &layer);
+        assert_eq!(
+            plan.steps[1],
+            Step::MountRootfs {
+                source: c("overlay"),
+                target: c("/s/m"),
+                fstype: c("overlay"),
+                flags: 0,
+                data: c("lowerdir=/srv/rootfs,upperdir=/s/up,workdir=/s/work")
+            }
+        );
+    }
+
+    #[test]
     fn plan_encodes_and_decodes() {
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid]));
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid]), &RootfsLayer::Bind);
         let bytes = plan.encode().unwrap();
         let decoded = boxr_plan::Plan::parse(&bytes).unwrap();
         assert_eq!(decoded.steps().count(), plan.steps.len());

@@ -19,6 +19,9 @@ use std::ffi::CStr;
 use std::fs::{self, File};
 use std::path::PathBuf;
 
+/// The one-byte message that tells the cloned child its user namespace's id maps are written.
+const MAPS_WRITTEN: u8 = 1;
+
 /// The environment variable that names the boxr-init binary to use.
 pub const INIT_ENV: &str = "BOXR_INIT";
 
@@ -144,7 +147,9 @@ pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
     if ret == 0 {
         // SAFETY: in the child of a fork of a single-threaded process; exec_init only makes
         // async-signal-safe system calls and never returns.
-        unsafe { exec_init(child_end.as_raw_fd(), init_fd.as_raw_fd(), &argv, &envp) }
+        unsafe {
+            exec_init(child_end.as_raw_fd(), init_fd.as_raw_fd(), plan.user_namespace, &argv, &envp)
+        }
     }
     if ret < 0 {
         let err = std::io::Error::last_os_error();
@@ -162,6 +167,10 @@ pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
     let container = Container { pid, pidfd, channel: parent_end, reaped: false };
     if plan.user_namespace {
         write_id_maps(pid)?;
+        // The child waits for this before exec'ing the init: an exec with no uid mapped
+        // yet would run it as an unmapped, non-root user and drop all its capabilities.
+        rustix::net::send(&container.channel, &[MAPS_WRITTEN], SendFlags::empty())
+            .map_err(|e| anyhow!("cannot signal boxr-init's process: {}", describe(&e.into())))?;
     }
     rustix::net::send(&container.channel, &bytes, SendFlags::empty())
         .map_err(|e| anyhow!("cannot send the plan to boxr-init: {}", describe(&e.into())))?;
@@ -202,13 +211,15 @@ fn write_id_maps(pid: Pid) -> Result<()> {
 }
 
 /// The cloned child: put the plan socket on `PLAN_FD`, make every other inherited fd
-/// close-on-exec, and exec boxr-init. Reports to the frontend and exits if the exec fails.
+/// close-on-exec, wait for the id maps if it is in a new user namespace, and exec boxr-init.
+/// Reports to the frontend and exits if the exec fails.
 ///
 /// # Safety
 /// Only to be called in the child right after clone; `argv` and `envp` are NULL-terminated.
 unsafe fn exec_init(
     channel: RawFd,
     init: RawFd,
+    wait_for_maps: bool,
     argv: &[*const libc::c_char; 2],
     envp: &[*const libc::c_char; 1],
 ) -> ! {
@@ -224,6 +235,13 @@ unsafe fn exec_init(
             libc::dup2(channel, PLAN_FD);
         }
         libc::syscall(libc::SYS_close_range, PLAN_FD + 1, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        if wait_for_maps {
+            let mut byte = 0u8;
+            // Anything but the one byte means the frontend is gone.
+            if libc::read(PLAN_FD, (&raw mut byte).cast(), 1) != 1 || byte != MAPS_WRITTEN {
+                libc::_exit(125);
+            }
+        }
         // Rust's runtime ignores SIGPIPE; an ignored disposition would survive exec.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::syscall(

@@ -82,7 +82,9 @@ fn set_up_container(plan: &Plan<'_>) {
 fn run_step(rootfs: &mut Rootfs, step: Step<&CStr>) -> Result<()> {
     match step {
         Step::MakeMountsPrivate => mounts::make_mounts_private(),
-        Step::BindRootfs { path } => rootfs.bind_rootfs(path),
+        Step::MountRootfs { source, target, fstype, flags, data } => {
+            rootfs.mount_rootfs(source, target, fstype, flags, data)
+        }
         Step::MountFs { fstype, target, flags, data, strict } => {
             rootfs.mount_fs(fstype, target, flags, data, strict)
         }

@@ -42,11 +42,18 @@ impl Rootfs {
         Ok(fd.as_fd())
     }
 
-    /// Bind-mounts the rootfs (a host path) onto itself, recursively, and resolves all later
-    /// targets in it.
-    pub fn bind_rootfs(&mut self, path: &CStr) -> Result<()> {
-        mount_bind_recursive(path, path)?;
-        self.root = Some(open_dir(path)?);
+    /// Mounts the container's root filesystem on `target` (a host path: a bind of the rootfs
+    /// onto itself, or an overlay), and resolves all later targets in it.
+    pub fn mount_rootfs(
+        &mut self,
+        source: &CStr,
+        target: &CStr,
+        fstype: &CStr,
+        flags: u32,
+        data: &CStr,
+    ) -> Result<()> {
+        mount(source, target, fstype, MountFlags::from_bits_retain(flags), data)?;
+        self.root = Some(open_dir(target)?);
         Ok(())
     }
 

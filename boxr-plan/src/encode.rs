@@ -109,9 +109,13 @@ impl Writer {
     fn step<S: AsRef<CStr>>(&mut self, step: &Step<S>) -> Result<(), EncodeError> {
         match step {
             Step::MakeMountsPrivate => self.buf.push(tag::MAKE_MOUNTS_PRIVATE),
-            Step::BindRootfs { path } => {
-                self.buf.push(tag::BIND_ROOTFS);
-                self.str(path.as_ref())?;
+            Step::MountRootfs { source, target, fstype, flags, data } => {
+                self.buf.push(tag::MOUNT_ROOTFS);
+                self.str(source.as_ref())?;
+                self.str(target.as_ref())?;
+                self.str(fstype.as_ref())?;
+                self.flags(*flags)?;
+                self.str(data.as_ref())?;
             }
             Step::MountFs { fstype, target, flags, data, strict } => {
                 self.buf.push(tag::MOUNT_FS);

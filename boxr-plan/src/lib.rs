@@ -55,10 +55,11 @@ pub mod ms {
     pub const NOSUID: u32 = 2;
     pub const NODEV: u32 = 4;
     pub const NOEXEC: u32 = 8;
+    pub const BIND: u32 = 0x1000;
     pub const REC: u32 = 0x4000;
     pub const STRICTATIME: u32 = 1 << 24;
     /// Every flag a plan may carry.
-    pub const ALL: u32 = RDONLY | NOSUID | NODEV | NOEXEC | REC | STRICTATIME;
+    pub const ALL: u32 = RDONLY | NOSUID | NODEV | NOEXEC | BIND | REC | STRICTATIME;
 }
 
 /// One setup step. `S` is `&CStr` when decoded and an owned C string when built.
@@ -70,8 +71,10 @@ pub mod ms {
 pub enum Step<S> {
     /// Make every mount in the new mount namespace private, so nothing propagates to the host.
     MakeMountsPrivate,
-    /// Bind-mount the rootfs (an absolute host path) onto itself; later targets resolve in it.
-    BindRootfs { path: S },
+    /// Mount the container's root filesystem on `target`, an absolute host path, with mount(2)'s
+    /// arguments as given: a recursive bind of the rootfs onto itself (`fstype` empty, `flags`
+    /// `BIND | REC`) or an overlay with the rootfs as its lower layer. Later targets resolve in it.
+    MountRootfs { source: S, target: S, fstype: S, flags: u32, data: S },
     /// Mount a new filesystem instance at `target` (a directory, created if missing). With
     /// `strict`, no component of `target` may be a symlink (for `/proc`, `/sys`, `/dev`).
     MountFs { fstype: S, target: S, flags: u32, data: S, strict: bool },
@@ -95,7 +98,7 @@ pub enum Step<S> {
 
 mod tag {
     pub const MAKE_MOUNTS_PRIVATE: u8 = 1;
-    pub const BIND_ROOTFS: u8 = 2;
+    pub const MOUNT_ROOTFS: u8 = 2;
     pub const MOUNT_FS: u8 = 3;
     pub const BIND: u8 = 4;
     pub const MKNOD: u8 = 5;
@@ -114,7 +117,12 @@ impl<S: AsRef<CStr>> fmt::Display for Step<S> {
         }
         match self {
             Step::MakeMountsPrivate => write!(f, "making mounts private"),
-            Step::BindRootfs { path } => write!(f, "bind-mounting the rootfs {}", s(path)),
+            Step::MountRootfs { source, target, fstype, .. } if fstype.as_ref().is_empty() => {
+                write!(f, "bind-mounting the rootfs {} on {}", s(source), s(target))
+            }
+            Step::MountRootfs { fstype, target, .. } => {
+                write!(f, "mounting the {} rootfs on {}", s(fstype), s(target))
+            }
             Step::MountFs { fstype, target, .. } => {
                 write!(f, "mounting {} on {}", s(fstype), s(target))
             }
@@ -356,7 +364,13 @@ impl<'a> Reader<'a> {
     fn step(&mut self) -> Result<Step<&'a CStr>, DecodeError> {
         Ok(match self.u8()? {
             tag::MAKE_MOUNTS_PRIVATE => Step::MakeMountsPrivate,
-            tag::BIND_ROOTFS => Step::BindRootfs { path: self.str()? },
+            tag::MOUNT_ROOTFS => Step::MountRootfs {
+                source: self.str()?,
+                target: self.str()?,
+                fstype: self.str()?,
+                flags: self.flags()?,
+                data: self.str()?,
+            },
             tag::MOUNT_FS => Step::MountFs {
                 fstype: self.str()?,
                 target: self.str()?,

@@ -12,7 +12,13 @@ fn c(s: &str) -> CString {
 fn sample_steps() -> Vec<Step<CString>> {
     alloc::vec![
         Step::MakeMountsPrivate,
-        Step::BindRootfs { path: c("/srv/rootfs") },
+        Step::MountRootfs {
+            source: c("/srv/rootfs"),
+            target: c("/srv/rootfs"),
+            fstype: c(""),
+            flags: ms::BIND | ms::REC,
+            data: c(""),
+        },
         Step::MountFs {
             fstype: c("proc"),
             target: c("/proc"),
@@ -55,7 +61,9 @@ fn plan_round_trips() {
 fn borrow(s: &Step<CString>) -> Step<&CStr> {
     match s {
         Step::MakeMountsPrivate => Step::MakeMountsPrivate,
-        Step::BindRootfs { path } => Step::BindRootfs { path },
+        Step::MountRootfs { source, target, fstype, flags, data } => {
+            Step::MountRootfs { source, target, fstype, flags: *flags, data }
+        }
         Step::MountFs { fstype, target, flags, data, strict } => {
             Step::MountFs { fstype, target, flags: *flags, data, strict: *strict }
         }
@@ -157,6 +165,7 @@ fn reports_round_trip() {
 #[test]
 fn steps_describe_themselves_for_error_messages() {
     let s = sample_steps();
+    assert_eq!(s[1].to_string(), "bind-mounting the rootfs /srv/rootfs on /srv/rootfs");
     assert_eq!(s[2].to_string(), "mounting proc on /proc");
     assert_eq!(s[3].to_string(), "bind-mounting /data on /mnt");
     assert_eq!(s[5].to_string(), "creating symlink /dev/ptmx -> pts/ptmx");
