@@ -20,9 +20,10 @@ impl Setup {
         Setup { scratch, rootfs, data }
     }
 
-    /// A config with the private rootfs.
+    /// A config with the private rootfs, used directly (no copy-on-write layer), so that the
+    /// tests can see on the host where mount points and writes land in it.
     fn config(&self) -> Config {
-        Config::new().rootfs(&self.rootfs)
+        Config::new().rootfs(&self.rootfs).set("copy_on_write", "false")
     }
 }
 
@@ -91,7 +92,7 @@ fn bind_source_and_rootfs_are_relative_to_the_config_dir() {
     fs::create_dir(&conf).unwrap();
     fs::rename(&s.rootfs, conf.join("rootfs")).unwrap();
     fs::rename(&s.data, conf.join("data")).unwrap();
-    let config = Config::new().set("rootfs", "\"rootfs\"").mount(&[
+    let config = Config::new().set("rootfs", "\"rootfs\"").set("copy_on_write", "false").mount(&[
         ("type", "\"bind\""),
         ("source", "\"data\""),
         ("destination", "\"/data\""),

@@ -4,7 +4,7 @@
 //! The schema is documented in docs/config.md.
 
 use crate::paths;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A Linux namespace a container may get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Namespace {
     Pid,
@@ -39,6 +39,10 @@ impl Namespace {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 const DEFAULT_NAMESPACES: [Namespace; 5] =
     [Namespace::Pid, Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Net];
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -53,6 +57,9 @@ pub struct Config {
     pub hostname: Option<String>,
     pub namespaces: Vec<Namespace>,
     pub readonly_rootfs: bool,
+    /// Run on an overlay of the rootfs with a writable layer of the container's own (the
+    /// default), rather than on the rootfs directory itself.
+    pub copy_on_write: bool,
     pub process: Process,
     pub mounts: Vec<Mount>,
 }
@@ -125,6 +132,8 @@ struct RawConfig {
     namespaces: Option<Spanned<Vec<Spanned<Namespace>>>>,
     #[serde(default)]
     readonly_rootfs: bool,
+    #[serde(default = "yes")]
+    copy_on_write: bool,
     process: Option<Spanned<RawProcess>>,
     #[serde(default)]
     mounts: Vec<RawMount>,
@@ -244,6 +253,7 @@ impl Checker<'_> {
             hostname,
             namespaces,
             readonly_rootfs: raw.readonly_rootfs,
+            copy_on_write: raw.copy_on_write,
             process,
             mounts,
         })
@@ -505,7 +515,7 @@ fn env_key(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(k, _)| k)
 }
 
-fn check_env_entry(entry: &str) -> Result<(), String> {
+pub(crate) fn check_env_entry(entry: &str) -> Result<(), String> {
     match entry.split_once('=') {
         Some((key, _)) if !key.is_empty() => Ok(()),
         _ => Err(format!("{entry:?} is not of the form KEY=VALUE")),
@@ -513,7 +523,7 @@ fn check_env_entry(entry: &str) -> Result<(), String> {
 }
 
 /// Sets `entry` in `env`, replacing an entry with the same key.
-fn set_env(env: &mut Vec<String>, entry: String) {
+pub(crate) fn set_env(env: &mut Vec<String>, entry: String) {
     let key = env_key(&entry);
     match env.iter_mut().find(|e| env_key(e) == key) {
         Some(existing) => *existing = entry,

@@ -46,6 +46,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.process.cwd, "/");
     assert_eq!(c.process.env, [DEFAULT_PATH, "HOME=/root"]);
     assert!(!c.readonly_rootfs);
+    assert!(c.copy_on_write);
     assert!(c.mounts.is_empty());
     assert_eq!(c.hostname, None);
 }
@@ -60,6 +61,7 @@ rootfs = "rootfs"
 hostname = "web-1"
 namespaces = ["pid", "mount", "uts"]
 readonly_rootfs = true
+copy_on_write = false
 [process]
 args = ["/bin/sh", "-c", "env"]
 env = ["PATH=/bin", "A=1", "A=2"]
@@ -83,6 +85,7 @@ size = "16m"
     assert_eq!(c.hostname.as_deref(), Some("web-1"));
     assert_eq!(c.namespaces, [Namespace::Pid, Namespace::Mount, Namespace::Uts]);
     assert!(c.readonly_rootfs);
+    assert!(!c.copy_on_write);
     assert_eq!(c.process.env, ["PATH=/bin", "A=2", "HOME=/root", "HOSTNAME=web-1"]);
     assert_eq!(c.process.cwd, "/tmp/x");
     let data = fs::canonicalize(s.0.join("data")).unwrap();

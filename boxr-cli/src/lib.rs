@@ -2,15 +2,22 @@
 //!
 //! A run goes config → plan → spawn: [`config`] reads and checks the TOML file, [`plan`]
 //! compiles it into the steps boxr-init executes, [`spawn`] clones the init into its
-//! namespaces and hands it the plan, and [`run`] supervises the foreground container.
+//! namespaces and hands it the plan, [`supervise`] watches it. [`run`] ties them together with
+//! the container's [`state`] and [`storage`], in the foreground or from a detached monitor;
+//! [`lifecycle`], [`ps`] and [`logs`] act on existing containers.
 
 pub mod config;
 pub mod elf;
 pub mod errno;
+pub mod exec;
 pub mod lifecycle;
+pub mod logs;
 pub mod paths;
 pub mod plan;
+pub mod ps;
 pub mod run;
 pub mod spawn;
 pub mod state;
+pub mod storage;
+pub mod supervise;
 pub mod time;

@@ -2,12 +2,12 @@
 
 use crate::errno::describe;
 use crate::state::{ContainerState, Status, Store};
+use crate::storage;
 use crate::time::Timestamp;
 use anyhow::{Result, anyhow, bail};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
 use rustix::process::{Pid, PidfdFlags, Signal};
-use std::fs;
 use std::time::{Duration, Instant};
 
 /// Brings a container's recorded status in line with reality: a container recorded as
@@ -34,7 +34,7 @@ pub fn refresh(store: &Store, state: ContainerState) -> Result<ContainerState> {
 }
 
 /// A pidfd for the container's init, if it is still the same process.
-fn init_pidfd(state: &ContainerState) -> Result<Option<OwnedFd>> {
+pub fn init_pidfd(state: &ContainerState) -> Result<Option<OwnedFd>> {
     let Some(init) = state.init else { return Ok(None) };
     let Some(pid) = Pid::from_raw(init.pid) else { return Ok(None) };
     let fd = match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
@@ -128,17 +128,8 @@ pub fn remove(store: &Store, state: &ContainerState, force: bool) -> Result<()> 
         }
     }
     let _lock = store.lock(&state.id)?;
-    remove_storage(&state)?;
+    storage::remove(&state.storage)?;
     store.remove(&state.id)
-}
-
-/// Deletes the container's storage directory (writable layer, logs).
-pub fn remove_storage(state: &ContainerState) -> Result<()> {
-    match fs::remove_dir_all(&state.storage) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(anyhow!("cannot remove {}: {}", state.storage.display(), describe(&e))),
-    }
 }
 
 /// A signal by name (`TERM`, `SIGTERM`, case-insensitive) or number.

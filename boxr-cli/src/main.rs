@@ -1,23 +1,105 @@
 //! `boxr`: the command line. Parsing and dispatch only; the work is in the library.
 
+use anyhow::Result;
 use boxr_cli::config::{self, Overrides};
-use boxr_cli::run::{EXIT_BOXR_ERROR, run_foreground};
-use boxr_cli::{plan, spawn};
+use boxr_cli::exec::ExecOptions;
+use boxr_cli::run::{Dirs, RunOptions};
+use boxr_cli::state::{DEFAULT_ROOT, Store};
+use boxr_cli::storage::DEFAULT_STORAGE;
+use boxr_cli::supervise::EXIT_BOXR_ERROR;
+use boxr_cli::{exec, lifecycle, logs, ps, run};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "boxr", version, about = "Run Linux containers from TOML configs")]
 struct Cli {
+    /// Where container state lives.
+    #[arg(long, global = true, value_name = "DIR", env = "BOXR_ROOT", default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Where containers' writable layers and logs live.
+    #[arg(long, global = true, value_name = "DIR", env = "BOXR_STORAGE", default_value = DEFAULT_STORAGE)]
+    storage: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a container in the foreground and exit with its workload's status.
+    /// Run a container: in the foreground with the workload's exit status, or detached (-d).
     Run(RunArgs),
+    /// List containers.
+    Ps {
+        /// Include exited containers.
+        #[arg(short, long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Print a detached container's output.
+    Logs {
+        /// Keep printing new output until the container exits.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        container: String,
+    },
+    /// Run a command in a running container.
+    Exec {
+        /// Keep stdin open (otherwise the command reads /dev/null).
+        #[arg(short, long)]
+        interactive: bool,
+        /// Set an environment variable (KEY=VALUE) on top of the container's.
+        #[arg(short, long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// The working directory inside the container (default: the container's).
+        #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+        workdir: Option<String>,
+        container: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Stop containers: SIGTERM, then SIGKILL after a grace period.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long, value_name = "SECS", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to containers.
+    Kill {
+        /// The signal, by name (TERM, SIGKILL) or number.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers: their state, logs and writable layer.
+    Rm {
+        /// Kill running containers first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Print containers' state as JSON.
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -25,6 +107,15 @@ struct RunArgs {
     /// The container config (TOML; see docs/config.md).
     #[arg(short, long, value_name = "FILE")]
     config: PathBuf,
+    /// Run in the background and print the container's id.
+    #[arg(short, long)]
+    detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    /// A name for the container (default: a generated one).
+    #[arg(long)]
+    name: Option<String>,
     /// Set an environment variable in the container (KEY=VALUE, or KEY to pass boxr's own).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -44,10 +135,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_BOXR_ERROR as u8 } else { 0 });
         }
     };
-    let result = match cli.command {
-        Command::Run(args) => run(args),
-    };
-    match result {
+    match dispatch(cli) {
         // Exit statuses are 0..=255; the workload's comes through as it is.
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
@@ -57,10 +145,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let overrides = Overrides { args: args.command, env: args.env, hostname: args.hostname };
-    let config = config::load(&args.config, &overrides)?;
-    let plan = plan::compile(&config, &plan::RootfsLayer::Bind);
-    let init = spawn::InitBinary::locate()?;
-    run_foreground(&init, &plan)
+fn dispatch(cli: Cli) -> Result<i32> {
+    let dirs = Dirs { root: cli.root, storage: cli.storage };
+    let store = || Store::open(&dirs.root);
+    match cli.command {
+        Command::Run(args) => {
+            let overrides =
+                Overrides { args: args.command, env: args.env, hostname: args.hostname };
+            let config = config::load(&args.config, &overrides)?;
+            let opts = RunOptions { name: args.name, detach: args.detach, remove: args.rm };
+            run::run(&dirs, &config, &opts)
+        }
+        Command::Ps { all, format } => {
+            ps::ps(&store()?, all, matches!(format, Format::Json)).map(|()| 0)
+        }
+        Command::Logs { follow, tail, container } => {
+            let store = store()?;
+            let state = store.find(&container)?;
+            logs::logs(&store, &state, follow, tail).map(|()| 0)
+        }
+        Command::Exec { interactive, env, workdir, container, command } => {
+            let store = store()?;
+            let state = store.find(&container)?;
+            exec::exec(&store, &state, &ExecOptions { env, cwd: workdir, interactive, command })
+        }
+        Command::Stop { time, containers } => for_each(&store()?, &containers, |store, state| {
+            lifecycle::stop(store, state, Duration::from_secs(time)).map(|_| ())
+        }),
+        Command::Kill { signal, containers } => {
+            let signal = lifecycle::parse_signal(&signal)?;
+            for_each(&store()?, &containers, |store, state| lifecycle::kill(store, state, signal))
+        }
+        Command::Rm { force, containers } => {
+            for_each(&store()?, &containers, |store, state| lifecycle::remove(store, state, force))
+        }
+        Command::Inspect { containers } => ps::inspect(&store()?, &containers).map(|()| 0),
+    }
+}
+
+/// Applies `action` to each named container, printing each name done (as docker does) and each
+/// failure; the status is 1 if any failed.
+fn for_each(
+    store: &Store,
+    names: &[String],
+    action: impl Fn(&Store, &boxr_cli::state::ContainerState) -> Result<()>,
+) -> Result<i32> {
+    let mut failed = false;
+    for name in names {
+        match store.find(name).and_then(|state| action(store, &state)) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("boxr: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
 }

@@ -52,7 +52,8 @@ impl Plan {
     }
 }
 
-fn clone_flag(ns: Namespace) -> u64 {
+/// The `CLONE_NEW*` flag of a namespace.
+pub fn clone_flag(ns: Namespace) -> u64 {
     let flag = match ns {
         Namespace::Pid => libc::CLONE_NEWPID,
         Namespace::Mount => libc::CLONE_NEWNS,
@@ -237,6 +238,7 @@ mod tests {
             hostname: Some("box".into()),
             namespaces: namespaces.to_vec(),
             readonly_rootfs: true,
+            copy_on_write: false,
             process: Process {
                 args: vec!["/bin/sh".into()],
                 env: vec!["PATH=/bin".into()],

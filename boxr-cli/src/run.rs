@@ -1,167 +1,272 @@
-//! `boxr run` in the foreground: start the container, forward signals to it, relay the init's
-//! reports as one-line messages, and return the workload's exit status.
+//! `boxr run`: register the container, prepare its storage, start it, and supervise it — in
+//! the foreground, or from a detached monitor process that records its exit.
 
-use crate::errno::{describe, describe_errno};
-use crate::plan::Plan;
+use crate::config::Config;
+use crate::plan::{self, Plan};
 use crate::spawn::{self, Container, InitBinary};
-use anyhow::{Result, anyhow};
-use boxr_plan::{REPORT_LEN, Report};
-use rustix::event::{PollFd, PollFlags};
-use rustix::fd::{AsFd, FromRawFd, OwnedFd};
-use rustix::net::RecvFlags;
-use rustix::process::Signal;
+use crate::state::{ContainerState, ProcessId, Status, Store};
+use crate::supervise::{self, EXIT_BOXR_ERROR, Supervision};
+use crate::time::Timestamp;
+use crate::{errno::describe, storage};
+use anyhow::{Context, Result, anyhow, bail};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
-/// The signals `boxr` passes on to the workload, as docker's sig-proxy does.
-const FORWARDED: [libc::c_int; 6] =
-    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+/// Where boxr keeps state (`--root`) and container storage (`--storage`).
+pub struct Dirs {
+    pub root: PathBuf,
+    pub storage: PathBuf,
+}
 
-/// The exit status boxr uses for its own failures (as docker and podman do).
-pub const EXIT_BOXR_ERROR: i32 = 125;
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    /// `-d`: start in the background and print the id.
+    pub detach: bool,
+    /// `--rm`: remove the container when it exits.
+    pub remove: bool,
+}
 
-/// Runs the planned container to completion and returns the exit status for `boxr`.
-pub fn run_foreground(init: &InitBinary, plan: &Plan) -> Result<i32> {
-    let signals = block_forwarded_signals()?;
-    let mut container = spawn::spawn(init, plan)?;
-    let reports = supervise(&container, &signals)?;
-    let status = container.wait()?;
-    let code = match (status.exit_status(), status.terminating_signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => EXIT_BOXR_ERROR,
-    };
-    for report in &reports {
-        eprintln!("boxr: {}", describe_report(report, plan, init));
+/// Runs a container; returns the exit status for `boxr` (`-d`: 0 once it is running).
+pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
+    let init = InitBinary::locate()?;
+    let store = Store::open(&dirs.root)?;
+    let state =
+        store.create(opts.name.as_deref(), |id, name| new_state(id, name, dirs, config, opts))?;
+    let mut registration = Registration { store: &store, state: &state, armed: true };
+    let layer = storage::prepare(&state.storage, config)?;
+    let plan = plan::compile(config, &layer);
+    if opts.detach {
+        registration.armed = false;
+        start_detached(&store, &state, &init, &plan)
+    } else {
+        run_foreground(&mut registration, &init, &plan)
     }
+}
+
+fn new_state(
+    id: String,
+    name: String,
+    dirs: &Dirs,
+    config: &Config,
+    opts: &RunOptions,
+) -> ContainerState {
+    ContainerState {
+        storage: dirs.storage.join(&id),
+        id,
+        name,
+        status: Status::Created,
+        init: None,
+        monitor: ProcessId::of(std::process::id() as i32),
+        created: Timestamp::now(),
+        started: None,
+        finished: None,
+        exit_code: None,
+        error: None,
+        config: std::path::absolute(&config.file).unwrap_or_else(|_| config.file.clone()),
+        command: config.process.args.clone(),
+        env: config.process.env.clone(),
+        cwd: config.process.cwd.clone(),
+        namespaces: config.namespaces.clone(),
+        detached: opts.detach,
+        auto_remove: opts.remove,
+    }
+}
+
+/// A registered container whose start is under way: dropped while armed (the container never
+/// ran), it removes the container's state and storage again, leaving nothing behind.
+struct Registration<'a> {
+    store: &'a Store,
+    state: &'a ContainerState,
+    armed: bool,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _lock = self.store.lock(&self.state.id);
+            let _ = storage::remove(&self.state.storage);
+            let _ = self.store.remove(&self.state.id);
+        }
+    }
+}
+
+fn mark_running(store: &Store, id: &str, container: &Container) -> Result<()> {
+    let init = ProcessId::of(container.pid.as_raw_nonzero().get());
+    store.update(id, |s| {
+        s.status = Status::Running;
+        s.init = init;
+        s.started = Some(Timestamp::now());
+    })?;
+    Ok(())
+}
+
+/// Records the exit, and removes the container if it was started with `--rm`.
+fn record_exit(
+    store: &Store,
+    state: &ContainerState,
+    code: i32,
+    messages: &[String],
+) -> Result<()> {
+    if state.auto_remove {
+        let _lock = store.lock(&state.id)?;
+        storage::remove(&state.storage)?;
+        return store.remove(&state.id);
+    }
+    store.update(&state.id, |s| {
+        s.status = Status::Exited;
+        s.exit_code = Some(code);
+        s.finished = Some(Timestamp::now());
+        s.error = (!messages.is_empty()).then(|| messages.join("; "));
+    })?;
+    Ok(())
+}
+
+fn run_foreground(
+    registration: &mut Registration<'_>,
+    init: &InitBinary,
+    plan: &Plan,
+) -> Result<i32> {
+    let (store, state) = (registration.store, registration.state);
+    let signals = supervise::block_forwarded_signals()?;
+    let mut container = spawn::spawn(init, plan)?;
+    mark_running(store, &state.id, &container)?;
+    registration.armed = false;
+    let mut supervision = Supervision::new(&mut container, Some(&signals));
+    let code = supervision.until_exit()?;
+    let messages = supervision.messages(plan, init);
+    for message in &messages {
+        eprintln!("boxr: {message}");
+    }
+    record_exit(store, state, code, &messages)?;
     Ok(code)
 }
 
-/// Blocks the forwarded signals (so none is lost while the container starts; the init inherits
-/// the mask) and returns a signalfd that receives them.
-fn block_forwarded_signals() -> Result<OwnedFd> {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; sigprocmask and
-    // signalfd only read it. The process is single-threaded.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in FORWARDED {
-            libc::sigaddset(&mut set, sig);
-        }
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(anyhow!(
-                "cannot block signals: {}",
-                describe(&std::io::Error::last_os_error())
-            ));
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(anyhow!(
-                "cannot create a signalfd: {}",
-                describe(&std::io::Error::last_os_error())
-            ));
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-/// Waits until the init exits, forwarding signals and collecting its reports.
-fn supervise(container: &Container, signals: &OwnedFd) -> Result<Vec<Report>> {
-    let mut reports = Vec::new();
-    let mut channel_open = true;
-    loop {
-        let mut fds =
-            vec![PollFd::new(&container.pidfd, PollFlags::IN), PollFd::new(signals, PollFlags::IN)];
-        if channel_open {
-            fds.push(PollFd::new(&container.channel, PollFlags::IN));
-        }
-        match rustix::event::poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(anyhow!("cannot poll the container: {}", describe(&e.into()))),
-        }
-        let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
-        drop(fds);
-        if ready.get(2) == Some(&true) {
-            channel_open = receive_reports(container, &mut reports);
-        }
-        if ready[1] {
-            forward_signal(container, signals)?;
-        }
-        if ready[0] {
-            // The init has exited: collect what it said last.
-            if channel_open {
-                receive_reports(container, &mut reports);
-            }
-            return Ok(reports);
-        }
-    }
-}
-
-/// Reads the reports waiting on the channel; false once the init has closed it.
-fn receive_reports(container: &Container, reports: &mut Vec<Report>) -> bool {
-    let mut buf = [0u8; REPORT_LEN];
-    loop {
-        match rustix::net::recv(&container.channel, &mut buf, RecvFlags::DONTWAIT) {
-            Ok((0, _)) => return false,
-            Ok((n, _)) => {
-                if let Ok(report) = Report::decode(&buf[..n]) {
-                    reports.push(report);
+/// Forks the monitor that starts and supervises the container, and waits for its word: the
+/// container runs (print its id) or it failed to start (print why, return its status).
+fn start_detached(
+    store: &Store,
+    state: &ContainerState,
+    init: &InitBinary,
+    plan: &Plan,
+) -> Result<i32> {
+    let log_path = storage::log_path(&state.storage);
+    let log =
+        OpenOptions::new().create(true).append(true).mode(0o640).open(&log_path).map_err(|e| {
+            anyhow!("cannot create the log {}: {}", log_path.display(), describe(&e))
+        })?;
+    let (from_monitor, to_parent) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| anyhow!("cannot create a pipe: {}", describe(&e.into())))?;
+    // SAFETY: boxr is single-threaded, so the child may go on running Rust code after fork.
+    match unsafe { libc::fork() } {
+        -1 => bail!(
+            "cannot fork the container's monitor: {}",
+            describe(&std::io::Error::last_os_error())
+        ),
+        0 => {
+            drop(from_monitor);
+            let code = match monitor(store, state, init, plan, log, to_parent) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("boxr: monitor of container {}: {e:#}", state.name);
+                    1
                 }
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => return true,
-            Err(_) => return false,
+            };
+            std::process::exit(code)
         }
+        _ => {}
+    }
+    drop(to_parent);
+    let mut word = String::new();
+    File::from(from_monitor)
+        .read_to_string(&mut word)
+        .context("cannot read the monitor's report")?;
+    match word.split_once('\n') {
+        Some(("0", _)) => {
+            println!("{}", state.id);
+            Ok(0)
+        }
+        Some((code, messages)) => {
+            for message in messages.lines() {
+                eprintln!("boxr: {message}");
+            }
+            Ok(code.parse().unwrap_or(EXIT_BOXR_ERROR))
+        }
+        None => bail!(
+            "the monitor of container {} exited before the container started; see {}",
+            state.name,
+            log_path.display()
+        ),
     }
 }
 
-/// Passes a signal sent to boxr on to the container. Signals the terminal generated for the
-/// whole foreground process group (`si_code` `SI_KERNEL`) are not forwarded: the init and the
-/// workload are in that group and received them already.
-fn forward_signal(container: &Container, signals: &OwnedFd) -> Result<()> {
-    let mut info = [0u8; size_of::<libc::signalfd_siginfo>()];
-    match rustix::io::read(signals.as_fd(), &mut info) {
-        Ok(n) if n == info.len() => {}
-        Ok(_) | Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => return Ok(()),
-        Err(e) => return Err(anyhow!("cannot read the signalfd: {}", describe(&e.into()))),
-    }
-    let signo = i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
-    let code = i32::from_ne_bytes(info[8..12].try_into().expect("4 bytes"));
-    if code == libc::SI_KERNEL {
-        return Ok(());
-    }
-    match Signal::from_named_raw(signo) {
-        Some(signal) => container.signal(signal),
-        None => Ok(()),
+/// Closes every fd above stderr but those in `keep`: the monitor outlives its caller and must
+/// not hold what the caller left open (a `$(boxr run -d …)` would wait on its stdout forever).
+fn close_fds_except(keep: &[RawFd]) {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut from = 3;
+    for fd in keep.into_iter().chain([RawFd::MAX]) {
+        if fd > from {
+            // SAFETY: closes fds no Rust object of the monitor owns: everything it still uses
+            // is in `keep`.
+            unsafe { libc::syscall(libc::SYS_close_range, from as u32, (fd - 1) as u32, 0) };
+        }
+        from = from.max(fd.saturating_add(1));
     }
 }
 
-/// One line for a report, naming the step, the path and the error.
-fn describe_report(report: &Report, plan: &Plan, init: &InitBinary) -> String {
-    let errno = |e: u32| describe_errno(e as i32);
-    match *report {
-        Report::StepFailed { step, errno: e } => match plan.steps.get(usize::from(step)) {
-            Some(s) => format!("container setup failed: {s}: {}", errno(e)),
-            None => format!("container setup failed at step {step}: {}", errno(e)),
-        },
-        Report::ExecFailed { errno: e } => {
-            let cmd = plan.args[0].to_string_lossy();
-            if e == libc::ENOENT as u32 && !cmd.contains('/') {
-                format!("cannot run {cmd:?}: executable file not found in $PATH")
-            } else {
-                format!("cannot run {cmd:?}: {}", errno(e))
-            }
-        }
-        Report::BadPlan { errno: e } => {
-            format!(
-                "boxr-init at {} rejected the plan: {} (are boxr and boxr-init from the same build?)",
-                init.path.display(),
-                errno(e)
-            )
-        }
-        Report::ForkFailed { errno: e } => {
-            format!("boxr-init cannot fork the workload: {}", errno(e))
-        }
-        Report::StartFailed { errno: e } => {
-            format!("cannot execute boxr-init at {}: {}", init.path.display(), errno(e))
+/// The detached monitor: a session of its own, stdio on the log, the container as its child.
+/// Tells the parent on `to_parent` "0\n" once the workload runs, or "CODE\nMESSAGES" if it
+/// did not start; then waits for the exit and records it.
+fn monitor(
+    store: &Store,
+    state: &ContainerState,
+    init: &InitBinary,
+    plan: &Plan,
+    log: File,
+    to_parent: OwnedFd,
+) -> Result<()> {
+    let mut to_parent = File::from(to_parent);
+    rustix::process::setsid()
+        .map_err(|e| anyhow!("cannot start a session: {}", describe(&e.into())))?;
+    let null =
+        File::open("/dev/null").map_err(|e| anyhow!("cannot open /dev/null: {}", describe(&e)))?;
+    for (fd, target) in [(null.as_fd(), 0), (log.as_fd(), 1), (log.as_fd(), 2)] {
+        // SAFETY: dup2 onto the standard fds, which this process owns; no Rust object owns them.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            bail!(
+                "cannot redirect the monitor's stdio: {}",
+                describe(&std::io::Error::last_os_error())
+            );
         }
     }
+    drop((null, log));
+    close_fds_except(&[to_parent.as_raw_fd(), init.fd().as_raw_fd()]);
+    store.update(&state.id, |s| s.monitor = ProcessId::of(std::process::id() as i32))?;
+    let mut container = match spawn::spawn(init, plan) {
+        Ok(container) => container,
+        Err(e) => {
+            let message = format!("{e:#}");
+            record_exit(store, state, EXIT_BOXR_ERROR, std::slice::from_ref(&message))?;
+            write!(to_parent, "{EXIT_BOXR_ERROR}\n{message}")?;
+            return Ok(());
+        }
+    };
+    mark_running(store, &state.id, &container)?;
+    let mut supervision = Supervision::new(&mut container, None);
+    if supervision.until_started()? {
+        writeln!(to_parent, "0")?;
+        drop(to_parent);
+        let code = supervision.until_exit()?;
+        return record_exit(store, state, code, &supervision.messages(plan, init));
+    }
+    let code = supervision.until_exit()?;
+    let messages = supervision.messages(plan, init);
+    record_exit(store, state, code, &messages)?;
+    write!(to_parent, "{code}\n{}", messages.join("\n"))?;
+    Ok(())
 }

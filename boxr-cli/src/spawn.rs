@@ -1,7 +1,8 @@
 //! Starting boxr-init: the only place that calls clone.
 //!
 //! The frontend clones a child with exactly the plan's namespace flags (clone3, with a pidfd),
-//! the child puts its end of a `SOCK_SEQPACKET` socketpair on fd [`PLAN_FD`] and execs the
+//! the child puts its end of a `SOCK_SEQPACKET` socketpair on fd [`PLAN_FD`] (and, for a plan
+//! with [`flags::TTY`], its end of the console socket on fd [`CONSOLE_FD`]) and execs the
 //! static boxr-init; the frontend writes the user namespace's id maps if there is one and then
 //! sends the plan, which is also the init's signal to go on. The caller must have blocked the
 //! signals it forwards before calling [`spawn`] (the init inherits them blocked, so none sent
@@ -11,8 +12,8 @@ use crate::elf;
 use crate::errno::describe;
 use crate::plan::Plan;
 use anyhow::{Context, Result, anyhow, bail};
-use boxr_plan::{PLAN_FD, Report};
-use rustix::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use boxr_plan::{CONSOLE_FD, PLAN_FD, Report, flags};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus};
 use std::ffi::CStr;
@@ -54,6 +55,11 @@ impl InitBinary {
         })?;
         Ok(InitBinary { file, path })
     }
+
+    /// The open executable, for a caller that must keep it across closing other fds.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 /// A started init. Dropping it before [`Container::wait`] kills and reaps the init, so no
@@ -64,6 +70,9 @@ pub struct Container {
     /// The frontend's end of the plan socket: reports arrive here, EOF once the workload
     /// has exec'd (or failed to).
     pub channel: OwnedFd,
+    /// The frontend's end of the console socket, for a plan with [`flags::TTY`]: the init
+    /// sends the master of the workload's terminal here (see [`crate::tty::receive_master`]).
+    pub console: Option<OwnedFd>,
     reaped: bool,
 }
 
@@ -121,16 +130,15 @@ struct CloneArgs {
 /// Clones boxr-init into the plan's namespaces and hands it the plan.
 pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
     let bytes = plan.encode().context("cannot encode the plan")?;
-    let (parent_end, child_end) = rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| anyhow!("cannot create the plan socket: {}", describe(&e.into())))?;
-    // Above PLAN_FD, so that placing the child's end on PLAN_FD cannot clobber it.
-    let init_fd = rustix::io::fcntl_dupfd_cloexec(&init.file, PLAN_FD + 1)
-        .map_err(|e| anyhow!("cannot duplicate the boxr-init fd: {}", describe(&e.into())))?;
+    let (parent_end, child_end) = socket_pair("the plan socket")?;
+    let console = if plan.init_flags & flags::TTY != 0 {
+        let (parent_end, child_end) = socket_pair("the console socket")?;
+        Some((parent_end, above_inherited(&child_end, "the console socket")?))
+    } else {
+        None
+    };
+    let child_end = above_inherited(&child_end, "the plan socket")?;
+    let init_fd = above_inherited(&init.file, "the boxr-init fd")?;
     let argv: [*const libc::c_char; 2] = [c"boxr-init".as_ptr(), std::ptr::null()];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
 
@@ -148,7 +156,14 @@ pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
         // SAFETY: in the child of a fork of a single-threaded process; exec_init only makes
         // async-signal-safe system calls and never returns.
         unsafe {
-            exec_init(child_end.as_raw_fd(), init_fd.as_raw_fd(), plan.user_namespace, &argv, &envp)
+            exec_init(
+                child_end.as_raw_fd(),
+                console.as_ref().map(|(_, child_end)| child_end.as_raw_fd()),
+                init_fd.as_raw_fd(),
+                plan.user_namespace,
+                &argv,
+                &envp,
+            )
         }
     }
     if ret < 0 {
@@ -161,10 +176,12 @@ pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
     }
     drop(child_end);
     drop(init_fd);
+    // Only the init holds the console socket's other end now: EOF if it exits before sending.
+    let console = console.map(|(parent_end, _)| parent_end);
     // SAFETY: clone3 stored a new pidfd, owned by nobody else, in `pidfd`.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let pid = Pid::from_raw(ret as i32).ok_or_else(|| anyhow!("clone3 returned pid {ret}"))?;
-    let container = Container { pid, pidfd, channel: parent_end, reaped: false };
+    let container = Container { pid, pidfd, channel: parent_end, console, reaped: false };
     if plan.user_namespace {
         write_id_maps(pid)?;
         // The child waits for this before exec'ing the init: an exec with no uid mapped
@@ -175,6 +192,18 @@ pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
     rustix::net::send(&container.channel, &bytes, SendFlags::empty())
         .map_err(|e| anyhow!("cannot send the plan to boxr-init: {}", describe(&e.into())))?;
     Ok(container)
+}
+
+fn socket_pair(what: &str) -> Result<(OwnedFd, OwnedFd)> {
+    rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
+        .map_err(|e| anyhow!("cannot create {what}: {}", describe(&e.into())))
+}
+
+/// A close-on-exec duplicate of `fd` above the fds the child places for the init, so that
+/// placing one cannot clobber another.
+fn above_inherited(fd: &impl AsFd, what: &str) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, CONSOLE_FD + 1)
+        .map_err(|e| anyhow!("cannot duplicate {what}: {}", describe(&e.into())))
 }
 
 fn plan_namespace_hint(flags: u64) -> String {
@@ -210,14 +239,16 @@ fn write_id_maps(pid: Pid) -> Result<()> {
     Ok(())
 }
 
-/// The cloned child: put the plan socket on `PLAN_FD`, make every other inherited fd
-/// close-on-exec, wait for the id maps if it is in a new user namespace, and exec boxr-init.
-/// Reports to the frontend and exits if the exec fails.
+/// The cloned child: put the plan socket on `PLAN_FD` and the console socket, if any, on
+/// `CONSOLE_FD`, make every other inherited fd close-on-exec, wait for the id maps if it is in a
+/// new user namespace, and exec boxr-init. Reports to the frontend and exits if the exec fails.
 ///
 /// # Safety
-/// Only to be called in the child right after clone; `argv` and `envp` are NULL-terminated.
+/// Only to be called in the child right after clone; `argv` and `envp` are NULL-terminated; the
+/// fds are all above `CONSOLE_FD`.
 unsafe fn exec_init(
     channel: RawFd,
+    console: Option<RawFd>,
     init: RawFd,
     wait_for_maps: bool,
     argv: &[*const libc::c_char; 2],
@@ -229,12 +260,19 @@ unsafe fn exec_init(
     unsafe {
         // The init dies with the frontend; with the plan socket closed it then reads EOF.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if channel == PLAN_FD {
-            libc::fcntl(channel, libc::F_SETFD, 0);
-        } else {
-            libc::dup2(channel, PLAN_FD);
+        // dup2 clears close-on-exec on the copy; the sources are above both targets.
+        libc::dup2(channel, PLAN_FD);
+        let mut last_inherited = PLAN_FD;
+        if let Some(console) = console {
+            libc::dup2(console, CONSOLE_FD);
+            last_inherited = CONSOLE_FD;
         }
-        libc::syscall(libc::SYS_close_range, PLAN_FD + 1, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        libc::syscall(
+            libc::SYS_close_range,
+            last_inherited + 1,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
         if wait_for_maps {
             let mut byte = 0u8;
             // Anything but the one byte means the frontend is gone.

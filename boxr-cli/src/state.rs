@@ -3,6 +3,7 @@
 //! and every read-modify-write holds the container's lock, so concurrent boxr commands never see
 //! or make a torn state. Creating a container (and so claiming its name) holds the root's lock.
 
+use crate::config::Namespace;
 use crate::errno::describe;
 use crate::time::Timestamp;
 use anyhow::{Context, Result, anyhow, bail};
@@ -77,8 +78,7 @@ pub struct ContainerState {
     /// The workload's environment and working directory, the defaults for `boxr exec`.
     pub env: Vec<String>,
     pub cwd: String,
-    /// Names of the container's namespaces.
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Namespace>,
     /// The container's directory in the storage dir (writable layer, logs).
     pub storage: PathBuf,
     pub detached: bool,
@@ -363,7 +363,7 @@ mod tests {
             command: vec!["/bin/true".into()],
             env: vec![],
             cwd: "/".into(),
-            namespaces: vec!["mount".into()],
+            namespaces: vec![Namespace::Mount],
             storage: "/tmp".into(),
             detached: false,
             auto_remove: false,

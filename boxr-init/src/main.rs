@@ -3,7 +3,8 @@
 //! A static, single-threaded, `no_std` binary without libc or allocator. It reads the plan the
 //! frontend sends on fd 3, executes its setup steps (mounts, pivot, hostname...), forks the
 //! workload, and then forwards signals to it and reaps every child until it exits. Failures go
-//! back to the frontend as `Report`s on fd 3; the exit code is then 125.
+//! back to the frontend as `Report`s on fd 3; the exit code is then 125. With the plan's `TTY`
+//! flag it also gives the workload a terminal, whose master it sends to the frontend on fd 4.
 #![no_std]
 #![no_main]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -15,6 +16,7 @@ mod pid1;
 mod report;
 mod resolve;
 mod rt;
+mod tty;
 
 use boxr_plan::{MAX_PLAN_LEN, Plan, Report, Step, flags};
 use core::ffi::CStr;
@@ -41,7 +43,8 @@ fn main() -> ! {
     }
     umask(Mode::empty());
     set_up_container(&plan);
-    let workload = pid1::spawn_workload(&plan);
+    let terminal = (plan.flags & flags::TTY != 0).then(tty::open_terminal);
+    let workload = pid1::spawn_workload(&plan, terminal);
     pid1::close_inherited_fds();
     pid1::run_as_pid1(workload)
 }

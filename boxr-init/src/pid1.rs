@@ -5,7 +5,9 @@ use crate::exec::exec_workload;
 use crate::report::{SETUP_FAILED, errno, fail, send_report};
 use crate::runtime::{Fork, How, KERNEL_SIG_DFL, KernelSigSet, KernelSigaction, kernel_fork};
 use crate::runtime::{exit_group, kernel_sigaction, kernel_sigprocmask, kernel_sigwaitinfo};
+use crate::tty;
 use boxr_plan::{PLAN_FD, Plan, Report};
+use rustix::fd::OwnedFd;
 use rustix::fs::Mode;
 use rustix::io::{Errno, close};
 use rustix::process::{Pid, Signal, WaitOptions, getpid, getppid, kill_process};
@@ -20,32 +22,37 @@ pub fn block_signals() {
     set_signal_mask(&KernelSigSet::all());
 }
 
-/// Forks the workload's process and returns its pid; the child never returns.
-pub fn spawn_workload(plan: &Plan<'_>) -> Pid {
+/// Forks the workload's process and returns its pid; the child never returns. `terminal`, if
+/// given, becomes the workload's controlling terminal and standard fds; the init closes it.
+pub fn spawn_workload(plan: &Plan<'_>, terminal: Option<OwnedFd>) -> Pid {
     let init = getpid();
     // SAFETY: the init is single-threaded and holds no locks; the child only makes syscalls on
     // its own copy of memory before exec.
     match unsafe { kernel_fork() } {
         Ok(Fork::ParentOf(pid)) => pid,
-        Ok(Fork::Child(_)) => become_workload(plan, init),
+        Ok(Fork::Child(_)) => become_workload(plan, init, terminal),
         Err(e) => fail(Report::ForkFailed { errno: errno(e) }),
     }
 }
 
 /// In the child: the process state a freshly started program expects, then the exec.
-fn become_workload(plan: &Plan<'_>, init: Pid) -> ! {
+fn become_workload(plan: &Plan<'_>, init: Pid, terminal: Option<OwnedFd>) -> ! {
     let default = KernelSigaction { sa_handler_kernel: KERNEL_SIG_DFL, ..Default::default() };
     for raw in 1..=64 {
         // SAFETY: `raw` is a signal number in the kernel's range; restoring the default
         // disposition installs no handler. SIGKILL and SIGSTOP are refused, harmlessly.
         let _ = unsafe { kernel_sigaction(Signal::from_raw_unchecked(raw), Some(default.clone())) };
     }
-    set_signal_mask(&KernelSigSet::empty());
     umask(Mode::from_raw_mode(0o022));
     // Die with the init; if it is already gone, the container is being torn down.
     if set_parent_process_death_signal(Some(Signal::KILL)).is_err() || getppid() != Some(init) {
         exit_group(SETUP_FAILED);
     }
+    if let Some(Err(e)) = terminal.map(tty::attach) {
+        // Signals are still blocked: SIGPIPE cannot change the exit code.
+        fail(Report::TerminalFailed { errno: errno(e) });
+    }
+    set_signal_mask(&KernelSigSet::empty());
     let e = exec_workload(plan);
     // Blocked again, SIGPIPE cannot kill us if the frontend is gone: the exit code stays right.
     block_signals();

@@ -7,6 +7,13 @@
 //! the init sends a fixed-size [`Report`] back over the same socket naming the index of the step
 //! (the frontend, which still has the plan, turns it into a sentence) and the errno.
 //!
+//! With [`flags::TTY`] the workload gets a terminal of the container's own: the init also
+//! inherits the console socket (another `SOCK_SEQPACKET` socket) as fd [`CONSOLE_FD`], allocates
+//! a pseudo-terminal from the container's devpts instance after setup, and sends its master to
+//! the frontend there as one one-byte message carrying the fd (`SCM_RIGHTS`), as runc's console
+//! socket does. The workload runs with the terminal's other end as its controlling terminal and
+//! its stdin, stdout and stderr.
+//!
 //! This crate is `no_std` and allocation-free on the decoding side, which is all `boxr-init`
 //! links; the encoder (feature `alloc`) is for the frontend.
 //!
@@ -28,6 +35,9 @@ use core::fmt;
 
 /// The fd number on which `boxr-init` finds its end of the plan socket.
 pub const PLAN_FD: i32 = 3;
+/// The fd number on which `boxr-init` finds its end of the console socket (with [`flags::TTY`]
+/// only), where it sends the master of the workload's terminal.
+pub const CONSOLE_FD: i32 = 4;
 /// The largest plan the init accepts (it receives into a static buffer of this size).
 pub const MAX_PLAN_LEN: usize = 64 * 1024;
 /// The most arguments, and separately the most environment entries, a process may have.
@@ -45,8 +55,11 @@ pub mod flags {
     /// The init is not PID 1 of a new PID namespace: it makes itself a child subreaper so that
     /// orphans of the workload are still re-parented to it and reaped.
     pub const SUBREAPER: u8 = 1 << 0;
+    /// The workload gets a new terminal of the container's devpts instance, whose master the
+    /// init sends to the frontend on [`CONSOLE_FD`](crate::CONSOLE_FD).
+    pub const TTY: u8 = 1 << 1;
     /// Every flag this version knows.
-    pub const ALL: u8 = SUBREAPER;
+    pub const ALL: u8 = SUBREAPER | TTY;
 }
 
 /// The mount(2) flag bits the plan carries (the kernel's `MS_*` values, passed through as-is).
@@ -413,6 +426,8 @@ pub enum Report {
     ExecFailed { errno: u32 },
     /// The frontend's cloned child could not exec boxr-init itself.
     StartFailed { errno: u32 },
+    /// The workload's terminal could not be allocated, sent to the frontend or attached.
+    TerminalFailed { errno: u32 },
 }
 
 mod report_tag {
@@ -421,6 +436,7 @@ mod report_tag {
     pub const FORK_FAILED: u8 = 3;
     pub const EXEC_FAILED: u8 = 4;
     pub const START_FAILED: u8 = 5;
+    pub const TERMINAL_FAILED: u8 = 6;
 }
 
 impl Report {
@@ -431,6 +447,7 @@ impl Report {
             Report::ForkFailed { errno } => (report_tag::FORK_FAILED, 0, errno),
             Report::ExecFailed { errno } => (report_tag::EXEC_FAILED, 0, errno),
             Report::StartFailed { errno } => (report_tag::START_FAILED, 0, errno),
+            Report::TerminalFailed { errno } => (report_tag::TERMINAL_FAILED, 0, errno),
         };
         let s = step.to_le_bytes();
         let e = errno.to_le_bytes();
@@ -447,6 +464,7 @@ impl Report {
             report_tag::FORK_FAILED => Report::ForkFailed { errno },
             report_tag::EXEC_FAILED => Report::ExecFailed { errno },
             report_tag::START_FAILED => Report::StartFailed { errno },
+            report_tag::TERMINAL_FAILED => Report::TerminalFailed { errno },
             other => return Err(DecodeError::Unknown(other)),
         })
     }

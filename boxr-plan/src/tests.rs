@@ -46,9 +46,9 @@ fn plan_round_trips() {
     let steps = sample_steps();
     let args = [c("/bin/echo"), c("hi there")];
     let env = [c("PATH=/bin"), c("A=b")];
-    let bytes = encode(flags::SUBREAPER, &args, &env, &steps).unwrap();
+    let bytes = encode(flags::SUBREAPER | flags::TTY, &args, &env, &steps).unwrap();
     let plan = Plan::parse(&bytes).unwrap();
-    assert_eq!(plan.flags, flags::SUBREAPER);
+    assert_eq!(plan.flags, flags::SUBREAPER | flags::TTY);
     let got_args: Vec<_> = plan.args.iter().collect();
     assert_eq!(got_args, [c"/bin/echo", c"hi there"]);
     let got_env: Vec<_> = plan.env.iter().collect();
@@ -155,6 +155,7 @@ fn reports_round_trip() {
         Report::ForkFailed { errno: 11 },
         Report::ExecFailed { errno: 2 },
         Report::StartFailed { errno: 13 },
+        Report::TerminalFailed { errno: 28 },
     ] {
         assert_eq!(Report::decode(&r.encode()), Ok(r));
     }

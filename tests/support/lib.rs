@@ -309,11 +309,59 @@ impl Config {
 }
 
 /// One `boxr` invocation under construction: `Boxr::run(config)` is `boxr run --config CONFIG`.
+///
+/// Each invocation keeps its state and storage (`BOXR_ROOT`, `BOXR_STORAGE`) in a scratch dir
+/// of its own, removed with it, unless [`Boxr::dirs`] shares a [`Dirs`] between invocations.
 pub struct Boxr {
     argv: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
     stdin: Option<Vec<u8>>,
+    own_dirs: Option<Dirs>,
+}
+
+/// A state root and storage dir for boxr, in a scratch dir removed on drop (after removing any
+/// container left in it, so no process outlives a test).
+pub struct Dirs {
+    scratch: Scratch,
+}
+
+impl Dirs {
+    pub fn new() -> Dirs {
+        Dirs { scratch: Scratch::new("dirs") }
+    }
+    pub fn root(&self) -> PathBuf {
+        self.scratch.path().join("root")
+    }
+    pub fn storage(&self) -> PathBuf {
+        self.scratch.path().join("storage")
+    }
+    /// `boxr ARGS` with these dirs.
+    pub fn boxr(&self) -> Boxr {
+        Boxr::new().dirs(self)
+    }
+}
+
+impl Default for Dirs {
+    fn default() -> Self {
+        Dirs::new()
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let Ok(entries) = fs::read_dir(self.root()) else { return };
+        let ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().join("state.json").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !ids.is_empty() {
+            let mut rm = Command::new(boxr_bin());
+            rm.args(["--root"]).arg(self.root()).arg("--storage").arg(self.storage());
+            let _ = rm.args(["rm", "-f"]).args(&ids).stdout(Stdio::null()).status();
+        }
+    }
 }
 
 impl Boxr {
@@ -322,9 +370,28 @@ impl Boxr {
         Boxr::new().args(["run", "--config"]).arg(config)
     }
 
-    /// `boxr` with no arguments yet.
+    /// `boxr` with no arguments yet, with state and storage dirs of its own.
     pub fn new() -> Boxr {
-        Boxr { argv: vec![boxr_bin().into()], envs: Vec::new(), cwd: None, stdin: None }
+        let boxr = Boxr {
+            argv: vec![boxr_bin().into()],
+            envs: Vec::new(),
+            cwd: None,
+            stdin: None,
+            own_dirs: None,
+        };
+        let dirs = Dirs::new();
+        let mut boxr = boxr.dirs(&dirs);
+        boxr.own_dirs = Some(dirs);
+        boxr
+    }
+
+    /// Uses `dirs` for state and storage (shared with other invocations).
+    pub fn dirs(mut self, dirs: &Dirs) -> Boxr {
+        self.own_dirs = None;
+        self.envs.retain(|(k, _)| k != "BOXR_ROOT" && k != "BOXR_STORAGE");
+        self.envs.push(("BOXR_ROOT".into(), dirs.root().into()));
+        self.envs.push(("BOXR_STORAGE".into(), dirs.storage().into()));
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Boxr {
@@ -412,6 +479,7 @@ impl Boxr {
             stderr,
             started: Instant::now(),
             reaped: false,
+            _dirs: self.own_dirs,
         }
     }
 }
@@ -430,6 +498,8 @@ pub struct Running {
     stderr: Receiver<String>,
     started: Instant,
     reaped: bool,
+    /// The invocation's own state and storage, removed after it.
+    _dirs: Option<Dirs>,
 }
 
 impl Running {
