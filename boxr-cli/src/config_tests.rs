@@ -264,6 +264,7 @@ fn overrides_replace_args_and_env() {
         args: vec!["/bin/sh".into(), "-c".into(), "true".into()],
         env: vec!["PATH=/x".into(), "NEW=1".into(), "BOXR_SURELY_UNSET_VAR".into()],
         hostname: Some("h".into()),
+        ..Overrides::default()
     };
     let c = s.parse_with("rootfs = \"rootfs\"\n[process]\nenv = [\"PATH=/bin\"]\n", &o).unwrap();
     assert_eq!(c.process.args, ["/bin/sh", "-c", "true"]);
@@ -271,6 +272,74 @@ fn overrides_replace_args_and_env() {
     assert_eq!(c.hostname.as_deref(), Some("h"));
     let bad = Overrides { env: vec!["=x".into()], ..Overrides::default() };
     assert_eq!(s.parse_with(MINIMAL, &bad).unwrap_err().at, "-e =x");
+}
+
+#[test]
+fn resources_are_read_and_checked_with_positions() {
+    let s = Scratch::new();
+    let c = s
+        .parse(&format!(
+            "cgroup_parent = \"/test/boxr/\"\n{MINIMAL}[resources]\nmemory = \"16m\"\ncpus = 0.5\npids_limit = 20\ncpu_weight = 50\n"
+        ))
+        .unwrap();
+    assert_eq!(c.cgroup_parent, "/test/boxr");
+    assert_eq!(c.resources.memory, Some(16 << 20));
+    assert_eq!(c.resources.cpu_quota_us, Some(50_000));
+    assert_eq!(c.resources.pids_limit, Some(20));
+    assert_eq!(s.parse(MINIMAL).unwrap().cgroup_parent, "/boxr");
+    assert!(s.parse(MINIMAL).unwrap().resources.is_empty());
+    let e = s.err(&format!("{MINIMAL}[resources]\nmemory = \"1k\"\n"));
+    assert!(e.starts_with("5:10: resources.memory: 1024 bytes is below the minimum"), "{e}");
+    let e = s.err(&format!("{MINIMAL}[resources]\npids_limit = 0\n"));
+    assert!(e.starts_with("5:14: resources.pids_limit: 0: give at least 1"), "{e}");
+    let e = s.err(&format!("{MINIMAL}[resources]\nswap = 1\n"));
+    assert!(e.starts_with("5:1: unknown field `swap`"), "{e}");
+    let e = s.err(&format!("cgroup_parent = \"../x\"\n{MINIMAL}"));
+    assert!(e.starts_with("1:17: cgroup_parent \"../x\""), "{e}");
+}
+
+#[test]
+fn resource_flags_override_the_config() {
+    let s = Scratch::new();
+    let flags = |f: ResourceFlags| Overrides { resources: f, ..Overrides::default() };
+    let text = format!("{MINIMAL}[resources]\nmemory = \"64m\"\npids_limit = 5\n");
+    let c = s
+        .parse_with(
+            &text,
+            &flags(ResourceFlags {
+                memory: Some("32m".into()),
+                cpus: Some("1.5".into()),
+                ..ResourceFlags::default()
+            }),
+        )
+        .unwrap();
+    assert_eq!(c.resources.memory, Some(32 << 20));
+    assert_eq!(c.resources.cpu_quota_us, Some(150_000));
+    assert_eq!(c.resources.pids_limit, Some(5));
+    let e = s
+        .parse_with(
+            MINIMAL,
+            &flags(ResourceFlags { cpus: Some("lots".into()), ..ResourceFlags::default() }),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.at.as_str(), e.message.as_str()),
+        ("--cpus", "\"lots\" is not a number of CPUs such as 0.5")
+    );
+    let e = s
+        .parse_with(
+            MINIMAL,
+            &flags(ResourceFlags { pids_limit: Some("-3".into()), ..ResourceFlags::default() }),
+        )
+        .unwrap_err();
+    assert_eq!(e.at, "--pids-limit");
+    let e = s
+        .parse_with(
+            MINIMAL,
+            &flags(ResourceFlags { memory_swap: Some("-1".into()), ..ResourceFlags::default() }),
+        )
+        .unwrap();
+    assert_eq!(e.resources.memory_swap, Some(crate::resources::Swap::Unlimited));
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub fn exec(store: &Store, state: &ContainerState, opts: &ExecOptions) -> Result
         bail!("cannot exec in container {}: its init has just exited", state.name)
     };
     let signals = block_forwarded_signals()?;
+    // Into the container's cgroup first: its files are out of reach once boxr is inside.
+    if let Some(cgroup) = &state.cgroup {
+        cgroup.add(std::process::id() as i32)?;
+    }
     join_namespaces(&state, &init)?;
     let child = fork_process(&state, &opts.command, &env, &cwd, opts.interactive)?;
     wait_forwarding(&child, &signals)
@@ -84,7 +88,7 @@ fn fork_process(
         .split_first()
         .ok_or_else(|| anyhow!("no command given: boxr exec NAME -- CMD ARGS…"))?;
     let mut cmd = Command::new(program);
-    cmd.args(args).env_clear().envs(env.iter().filter_map(|e| e.split_once('='))).current_dir(cwd);
+    cmd.args(args).env_clear().envs(env.iter().filter_map(|e| e.split_once('=')));
     if !interactive {
         cmd.stdin(std::process::Stdio::null());
     }
@@ -98,6 +102,15 @@ fn fork_process(
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 libc::syscall(libc::SYS_close_range, 3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            }
+            if let Err(e) = std::env::set_current_dir(cwd) {
+                eprintln!(
+                    "boxr: cannot change to directory {cwd} in container {}: {}",
+                    state.name,
+                    describe(&e)
+                );
+                // SAFETY: leaves the forked child without running boxr's exit handlers.
+                unsafe { libc::_exit(126) }
             }
             let err = cmd.exec();
             let (code, why) = match err.raw_os_error() {

@@ -6,6 +6,7 @@
 //! the container's [`state`] and [`storage`], in the foreground or from a detached monitor;
 //! [`lifecycle`], [`ps`] and [`logs`] act on existing containers.
 
+pub mod cgroups;
 pub mod config;
 pub mod elf;
 pub mod errno;
@@ -15,9 +16,12 @@ pub mod logs;
 pub mod paths;
 pub mod plan;
 pub mod ps;
+pub mod resources;
 pub mod run;
 pub mod spawn;
 pub mod state;
+pub mod stats;
 pub mod storage;
 pub mod supervise;
 pub mod time;
+pub mod tty;

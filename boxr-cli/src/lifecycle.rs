@@ -127,7 +127,16 @@ pub fn remove(store: &Store, state: &ContainerState, force: bool) -> Result<()> 
             bail!("cannot remove container {}: it did not exit after SIGKILL", state.name);
         }
     }
+    destroy(store, &state)
+}
+
+/// Deletes everything of a container that is not running: its cgroup (killing anything
+/// lingering in it), its storage (writable layer, log) and its state.
+pub fn destroy(store: &Store, state: &ContainerState) -> Result<()> {
     let _lock = store.lock(&state.id)?;
+    if let Some(cgroup) = &state.cgroup {
+        cgroup.remove()?;
+    }
     storage::remove(&state.storage)?;
     store.remove(&state.id)
 }

@@ -7,7 +7,7 @@ use boxr_cli::run::{Dirs, RunOptions};
 use boxr_cli::state::{DEFAULT_ROOT, Store};
 use boxr_cli::storage::DEFAULT_STORAGE;
 use boxr_cli::supervise::EXIT_BOXR_ERROR;
-use boxr_cli::{exec, lifecycle, logs, ps, run};
+use boxr_cli::{exec, lifecycle, logs, ps, run, stats};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +94,16 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Show containers' memory, CPU and pids use (all running ones if none are named).
+    Stats {
+        /// Print one sample and exit.
+        #[arg(long)]
+        no_stream: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        containers: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -110,6 +120,12 @@ struct RunArgs {
     /// Run in the background and print the container's id.
     #[arg(short, long)]
     detach: bool,
+    /// Keep stdin attached: with -t, what you type reaches the container's terminal.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the workload a terminal of its own, relayed to yours (not with -d).
+    #[arg(short, long)]
+    tty: bool,
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -122,9 +138,47 @@ struct RunArgs {
     /// Set the container's hostname (needs the "uts" namespace).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
+    #[command(flatten)]
+    resources: ResourceArgs,
     /// The command to run instead of the config's process.args.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+/// Resource limits, as docker names them; they replace the config's `[resources]` values.
+#[derive(clap::Args)]
+struct ResourceArgs {
+    /// Memory limit (bytes, or with a k, m or g suffix).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPUs the container may use, fractional (0.5: half a CPU).
+    #[arg(long, value_name = "N")]
+    cpus: Option<String>,
+    /// Relative CPU share (cgroup v1 shares, 2 to 262144; converted on v2).
+    #[arg(long, value_name = "N")]
+    cpu_shares: Option<String>,
+    /// CPUs the container may run on, e.g. 0-1,3.
+    #[arg(long, value_name = "LIST")]
+    cpuset_cpus: Option<String>,
+    /// The most processes and threads the container may have.
+    #[arg(long, value_name = "N")]
+    pids_limit: Option<String>,
+}
+
+impl From<ResourceArgs> for config::ResourceFlags {
+    fn from(r: ResourceArgs) -> Self {
+        config::ResourceFlags {
+            memory: r.memory,
+            memory_swap: r.memory_swap,
+            cpus: r.cpus,
+            cpu_shares: r.cpu_shares,
+            cpuset_cpus: r.cpuset_cpus,
+            pids_limit: r.pids_limit,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -150,10 +204,20 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let store = || Store::open(&dirs.root);
     match cli.command {
         Command::Run(args) => {
-            let overrides =
-                Overrides { args: args.command, env: args.env, hostname: args.hostname };
+            let overrides = Overrides {
+                args: args.command,
+                env: args.env,
+                hostname: args.hostname,
+                resources: args.resources.into(),
+            };
             let config = config::load(&args.config, &overrides)?;
-            let opts = RunOptions { name: args.name, detach: args.detach, remove: args.rm };
+            let opts = RunOptions {
+                name: args.name,
+                detach: args.detach,
+                remove: args.rm,
+                interactive: args.interactive,
+                tty: args.tty,
+            };
             run::run(&dirs, &config, &opts)
         }
         Command::Ps { all, format } => {
@@ -180,6 +244,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             for_each(&store()?, &containers, |store, state| lifecycle::remove(store, state, force))
         }
         Command::Inspect { containers } => ps::inspect(&store()?, &containers).map(|()| 0),
+        Command::Stats { no_stream, format, containers } => {
+            stats::stats(&store()?, &containers, no_stream, matches!(format, Format::Json))
+                .map(|()| 0)
+        }
     }
 }
 

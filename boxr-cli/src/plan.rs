@@ -79,6 +79,11 @@ fn path(p: &Path) -> CString {
 pub fn compile(config: &Config, layer: &RootfsLayer) -> Plan {
     let user_namespace = config.has(Namespace::User);
     let mut b = Builder { steps: Vec::with_capacity(32), user_namespace };
+    // The cgroup namespace is made by the init once the frontend has moved it into the
+    // container's cgroup, so that the namespace is rooted there.
+    if config.has(Namespace::Cgroup) {
+        b.steps.push(Step::UnshareCgroupNamespace);
+    }
     b.steps.push(Step::MakeMountsPrivate);
     b.steps.push(match layer {
         RootfsLayer::Bind => Step::MountRootfs {
@@ -114,7 +119,12 @@ pub fn compile(config: &Config, layer: &RootfsLayer) -> Plan {
     }
     b.steps.push(Step::Chdir { path: c(config.process.cwd.as_str()) });
     Plan {
-        clone_flags: config.namespaces.iter().map(|&ns| clone_flag(ns)).fold(0, |a, f| a | f),
+        clone_flags: config
+            .namespaces
+            .iter()
+            .filter(|&&ns| ns != Namespace::Cgroup)
+            .map(|&ns| clone_flag(ns))
+            .fold(0, |a, f| a | f),
         user_namespace,
         init_flags: if config.has(Namespace::Pid) { 0 } else { flags::SUBREAPER },
         args: config.process.args.iter().map(|a| c(a.as_str())).collect(),
@@ -239,6 +249,8 @@ mod tests {
             namespaces: namespaces.to_vec(),
             readonly_rootfs: true,
             copy_on_write: false,
+            cgroup_parent: "/boxr".into(),
+            resources: Default::default(),
             process: Process {
                 args: vec!["/bin/sh".into()],
                 env: vec!["PATH=/bin".into()],
@@ -286,6 +298,13 @@ mod tests {
         assert_eq!(plan.init_flags, 0);
         let plan = compile(&config(&[Namespace::Mount, Namespace::Uts]), &RootfsLayer::Bind);
         assert_eq!(plan.init_flags, flags::SUBREAPER);
+    }
+
+    #[test]
+    fn cgroup_namespace_is_made_by_the_init() {
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Cgroup]), &RootfsLayer::Bind);
+        assert_eq!(plan.clone_flags, libc::CLONE_NEWNS as u64);
+        assert_eq!(plan.steps[0], Step::UnshareCgroupNamespace);
     }
 
     #[test]

@@ -93,6 +93,7 @@ mod tests {
             started: None,
             finished: None,
             exit_code: None,
+            oom_killed: false,
             error: None,
             config: "c.toml".into(),
             command: vec!["/bin/httpd".into(), "-f".into()],
@@ -100,6 +101,7 @@ mod tests {
             cwd: "/".into(),
             namespaces: vec![],
             storage: "/tmp".into(),
+            cgroup: None,
             detached: true,
             auto_remove: false,
         };

@@ -1,14 +1,17 @@
 //! `boxr run`: register the container, prepare its storage, start it, and supervise it — in
 //! the foreground, or from a detached monitor process that records its exit.
 
+use crate::cgroups::Hierarchies;
 use crate::config::Config;
 use crate::plan::{self, Plan};
+use crate::resources::human_size;
 use crate::spawn::{self, Container, InitBinary};
 use crate::state::{ContainerState, ProcessId, Status, Store};
 use crate::supervise::{self, EXIT_BOXR_ERROR, Supervision};
 use crate::time::Timestamp;
-use crate::{errno::describe, storage};
+use crate::{errno::describe, lifecycle, storage, tty};
 use anyhow::{Context, Result, anyhow, bail};
+use boxr_plan::flags;
 use rustix::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -28,22 +31,36 @@ pub struct RunOptions {
     pub detach: bool,
     /// `--rm`: remove the container when it exits.
     pub remove: bool,
+    /// `-i`: with `tty`, relay boxr's stdin to the terminal (without, the workload inherits
+    /// boxr's stdin anyway).
+    pub interactive: bool,
+    /// `-t`: give the workload a terminal of its own, relayed to boxr's stdin and stdout.
+    pub tty: bool,
 }
 
 /// Runs a container; returns the exit status for `boxr` (`-d`: 0 once it is running).
 pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
+    if opts.detach && opts.tty {
+        bail!("detached containers with a terminal are not supported; drop -t or -d");
+    }
     let init = InitBinary::locate()?;
+    let hierarchies = Hierarchies::detect()?;
     let store = Store::open(&dirs.root)?;
-    let state =
+    let created =
         store.create(opts.name.as_deref(), |id, name| new_state(id, name, dirs, config, opts))?;
-    let mut registration = Registration { store: &store, state: &state, armed: true };
-    let layer = storage::prepare(&state.storage, config)?;
-    let plan = plan::compile(config, &layer);
+    let mut registration = Registration { store: &store, id: &created.id, armed: true };
+    let layer = storage::prepare(&created.storage, config)?;
+    let cgroup = hierarchies.create(&config.cgroup_parent, &created.id, &config.resources)?;
+    let state = store.update(&created.id, |s| s.cgroup = Some(cgroup))?;
+    let mut plan = plan::compile(config, &layer);
+    if opts.tty {
+        plan.init_flags |= flags::TTY;
+    }
     if opts.detach {
         registration.armed = false;
         start_detached(&store, &state, &init, &plan)
     } else {
-        run_foreground(&mut registration, &init, &plan)
+        run_foreground(&mut registration, &state, &init, &plan, opts.interactive)
     }
 }
 
@@ -56,6 +73,7 @@ fn new_state(
 ) -> ContainerState {
     ContainerState {
         storage: dirs.storage.join(&id),
+        cgroup: None,
         id,
         name,
         status: Status::Created,
@@ -65,6 +83,7 @@ fn new_state(
         started: None,
         finished: None,
         exit_code: None,
+        oom_killed: false,
         error: None,
         config: std::path::absolute(&config.file).unwrap_or_else(|_| config.file.clone()),
         command: config.process.args.clone(),
@@ -77,21 +96,44 @@ fn new_state(
 }
 
 /// A registered container whose start is under way: dropped while armed (the container never
-/// ran), it removes the container's state and storage again, leaving nothing behind.
+/// ran), it removes the container's cgroup, storage and state again, leaving nothing behind.
 struct Registration<'a> {
     store: &'a Store,
-    state: &'a ContainerState,
+    id: &'a str,
     armed: bool,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            let _lock = self.store.lock(&self.state.id);
-            let _ = storage::remove(&self.state.storage);
-            let _ = self.store.remove(&self.state.id);
+        if self.armed
+            && let Ok(state) = self.store.load(self.id)
+        {
+            let _ = lifecycle::destroy(self.store, &state);
         }
     }
+}
+
+/// Starts the container's init, moved into the container's cgroup before it goes on.
+fn start(state: &ContainerState, init: &InitBinary, plan: &Plan) -> Result<Container> {
+    spawn::spawn(init, plan, |pid| match &state.cgroup {
+        Some(cgroup) => cgroup.add(pid.as_raw_nonzero().get()),
+        None => Ok(()),
+    })
+}
+
+/// The init's reports, plus the OOM killer's verdict, one line each.
+fn exit_messages(
+    state: &ContainerState,
+    supervision: &Supervision<'_>,
+    plan: &Plan,
+    init: &InitBinary,
+) -> Vec<String> {
+    let mut messages = supervision.messages(plan, init);
+    if let Some(cgroup) = state.cgroup.as_ref().filter(|c| c.oom_kills() > 0) {
+        let limit = cgroup.memory_limit().map_or_else(|| "none".to_string(), human_size);
+        messages.push(format!("container killed: out of memory (limit {limit})"));
+    }
+    messages
 }
 
 fn mark_running(store: &Store, id: &str, container: &Container) -> Result<()> {
@@ -112,13 +154,13 @@ fn record_exit(
     messages: &[String],
 ) -> Result<()> {
     if state.auto_remove {
-        let _lock = store.lock(&state.id)?;
-        storage::remove(&state.storage)?;
-        return store.remove(&state.id);
+        return lifecycle::destroy(store, state);
     }
+    let oom_killed = state.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
     store.update(&state.id, |s| {
         s.status = Status::Exited;
         s.exit_code = Some(code);
+        s.oom_killed = oom_killed;
         s.finished = Some(Timestamp::now());
         s.error = (!messages.is_empty()).then(|| messages.join("; "));
     })?;
@@ -127,17 +169,20 @@ fn record_exit(
 
 fn run_foreground(
     registration: &mut Registration<'_>,
+    state: &ContainerState,
     init: &InitBinary,
     plan: &Plan,
+    interactive: bool,
 ) -> Result<i32> {
-    let (store, state) = (registration.store, registration.state);
+    let store = registration.store;
     let signals = supervise::block_forwarded_signals()?;
-    let mut container = spawn::spawn(init, plan)?;
+    let mut container = start(state, init, plan)?;
     mark_running(store, &state.id, &container)?;
     registration.armed = false;
-    let mut supervision = Supervision::new(&mut container, Some(&signals));
+    let terminal = tty::attach(&mut container, interactive)?;
+    let mut supervision = Supervision::new(&mut container, Some(&signals)).with_terminal(terminal);
     let code = supervision.until_exit()?;
-    let messages = supervision.messages(plan, init);
+    let messages = exit_messages(state, &supervision, plan, init);
     for message in &messages {
         eprintln!("boxr: {message}");
     }
@@ -247,7 +292,7 @@ fn monitor(
     drop((null, log));
     close_fds_except(&[to_parent.as_raw_fd(), init.fd().as_raw_fd()]);
     store.update(&state.id, |s| s.monitor = ProcessId::of(std::process::id() as i32))?;
-    let mut container = match spawn::spawn(init, plan) {
+    let mut container = match start(state, init, plan) {
         Ok(container) => container,
         Err(e) => {
             let message = format!("{e:#}");
@@ -262,10 +307,10 @@ fn monitor(
         writeln!(to_parent, "0")?;
         drop(to_parent);
         let code = supervision.until_exit()?;
-        return record_exit(store, state, code, &supervision.messages(plan, init));
+        return record_exit(store, state, code, &exit_messages(state, &supervision, plan, init));
     }
     let code = supervision.until_exit()?;
-    let messages = supervision.messages(plan, init);
+    let messages = exit_messages(state, &supervision, plan, init);
     record_exit(store, state, code, &messages)?;
     write!(to_parent, "{code}\n{}", messages.join("\n"))?;
     Ok(())

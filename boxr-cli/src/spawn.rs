@@ -127,8 +127,13 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Clones boxr-init into the plan's namespaces and hands it the plan.
-pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
+/// Clones boxr-init into the plan's namespaces, runs `before_start` with its pid (the place for
+/// setup the init must find done: its cgroup), and hands it the plan.
+pub fn spawn(
+    init: &InitBinary,
+    plan: &Plan,
+    before_start: impl FnOnce(Pid) -> Result<()>,
+) -> Result<Container> {
     let bytes = plan.encode().context("cannot encode the plan")?;
     let (parent_end, child_end) = socket_pair("the plan socket")?;
     let console = if plan.init_flags & flags::TTY != 0 {
@@ -189,6 +194,7 @@ pub fn spawn(init: &InitBinary, plan: &Plan) -> Result<Container> {
         rustix::net::send(&container.channel, &[MAPS_WRITTEN], SendFlags::empty())
             .map_err(|e| anyhow!("cannot signal boxr-init's process: {}", describe(&e.into())))?;
     }
+    before_start(pid)?;
     rustix::net::send(&container.channel, &bytes, SendFlags::empty())
         .map_err(|e| anyhow!("cannot send the plan to boxr-init: {}", describe(&e.into())))?;
     Ok(container)

@@ -3,6 +3,7 @@
 //! and every read-modify-write holds the container's lock, so concurrent boxr commands never see
 //! or make a torn state. Creating a container (and so claiming its name) holds the root's lock.
 
+use crate::cgroups::ContainerCgroup;
 use crate::config::Namespace;
 use crate::errno::describe;
 use crate::time::Timestamp;
@@ -42,19 +43,26 @@ impl ProcessId {
         proc_start_time(pid).map(|start_time| ProcessId { pid, start_time })
     }
 
-    /// Whether this very process still exists (and has not been reaped).
+    /// Whether this very process still runs: it exists, is not a zombie waiting for its
+    /// reaper, and is not another process that got the same pid.
     pub fn is_alive(&self) -> bool {
-        proc_start_time(self.pid) == Some(self.start_time)
+        proc_stat(self.pid)
+            .is_some_and(|(state, start)| start == self.start_time && !matches!(state, 'Z' | 'X'))
     }
 }
 
 /// The start time of `pid` from /proc/PID/stat.
 fn proc_start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// The state (field 3) and start time (field 22) of `pid` from /proc/PID/stat.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces and parentheses.
-    let after_comm = &stat[stat.rfind(')')? + 2..];
-    // Field 3 is the first after the name; the start time is field 22.
-    after_comm.split(' ').nth(22 - 3)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(22 - 4)?.parse().ok()?))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +79,9 @@ pub struct ContainerState {
     pub started: Option<Timestamp>,
     pub finished: Option<Timestamp>,
     pub exit_code: Option<i32>,
+    /// The OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
     /// Why the container stopped other than by its workload exiting, or failed to start.
     pub error: Option<String>,
     pub config: PathBuf,
@@ -81,6 +92,8 @@ pub struct ContainerState {
     pub namespaces: Vec<Namespace>,
     /// The container's directory in the storage dir (writable layer, logs).
     pub storage: PathBuf,
+    /// The container's cgroup, once created.
+    pub cgroup: Option<ContainerCgroup>,
     pub detached: bool,
     pub auto_remove: bool,
 }
@@ -93,6 +106,9 @@ impl ContainerState {
     /// The status with the exit code, as `ps` shows it.
     pub fn status_text(&self) -> String {
         match (self.status, self.exit_code) {
+            (Status::Exited, Some(code)) if self.oom_killed => {
+                format!("exited ({code}, out of memory)")
+            }
             (Status::Exited, Some(code)) => format!("exited ({code})"),
             (Status::Exited, None) => "exited (unknown)".to_string(),
             (Status::Running, _) => "running".to_string(),
@@ -358,6 +374,7 @@ mod tests {
             started: None,
             finished: None,
             exit_code: None,
+            oom_killed: false,
             error: None,
             config: "c.toml".into(),
             command: vec!["/bin/true".into()],
@@ -365,6 +382,7 @@ mod tests {
             cwd: "/".into(),
             namespaces: vec![Namespace::Mount],
             storage: "/tmp".into(),
+            cgroup: None,
             detached: false,
             auto_remove: false,
         }
@@ -423,5 +441,21 @@ mod tests {
         assert!(me.is_alive());
         assert!(!ProcessId { start_time: me.start_time + 1, ..me }.is_alive());
         assert_eq!(ProcessId::of(i32::MAX), None);
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let id = ProcessId::of(pid).expect("the child exists until it is reaped");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(proc_stat(pid).map(|(state, _)| state), Some('Z'));
+        assert!(!id.is_alive());
+        child.wait().unwrap();
     }
 }

@@ -1,10 +1,11 @@
 //! Watching a started container: a poll loop over the init's pidfd, the plan socket (the init's
 //! reports, then EOF once the workload has exec'd) and, in the foreground, a signalfd whose
-//! signals are forwarded to the container.
+//! signals are forwarded to the container and, with `-t`, the relay of the workload's terminal.
 
 use crate::errno::{describe, describe_errno};
 use crate::plan::Plan;
 use crate::spawn::{Container, InitBinary};
+use crate::tty::PtyRelay;
 use anyhow::{Result, anyhow};
 use boxr_plan::{REPORT_LEN, Report};
 use rustix::event::{PollFd, PollFlags};
@@ -51,6 +52,9 @@ pub fn block_forwarded_signals() -> Result<OwnedFd> {
 pub struct Supervision<'a> {
     container: &'a mut Container,
     signals: Option<&'a OwnedFd>,
+    /// The relay of the workload's terminal; dropped (restoring the caller's terminal) once the
+    /// container has exited and what it left on the terminal is shown.
+    terminal: Option<PtyRelay>,
     reports: Vec<Report>,
     channel_open: bool,
     exited: bool,
@@ -59,7 +63,20 @@ pub struct Supervision<'a> {
 impl<'a> Supervision<'a> {
     /// Supervises `container`, forwarding the signals arriving on `signals` if given.
     pub fn new(container: &'a mut Container, signals: Option<&'a OwnedFd>) -> Self {
-        Supervision { container, signals, reports: Vec::new(), channel_open: true, exited: false }
+        Supervision {
+            container,
+            signals,
+            terminal: None,
+            reports: Vec::new(),
+            channel_open: true,
+            exited: false,
+        }
+    }
+
+    /// Also relays the workload's terminal (see [`crate::tty::attach`]).
+    pub fn with_terminal(mut self, terminal: Option<PtyRelay>) -> Self {
+        self.terminal = terminal;
+        self
     }
 
     /// Waits until the workload has been exec'd, or the init has failed to get there. True when
@@ -98,13 +115,17 @@ impl<'a> Supervision<'a> {
         if let Some(signals) = self.signals {
             fds.push(PollFd::new(signals, PollFlags::IN));
         }
+        let relay_fds = fds.len();
+        if let Some(terminal) = &self.terminal {
+            terminal.poll_fds(&mut fds);
+        }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(anyhow!("cannot poll the container: {}", describe(&e.into()))),
         }
-        let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        let revents: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
         drop(fds);
-        let mut ready = ready.into_iter();
+        let mut ready = revents[..relay_fds].iter().map(|r| !r.is_empty());
         let exited = ready.next() == Some(true);
         if self.channel_open && ready.next() == Some(true) {
             self.receive_reports();
@@ -112,10 +133,16 @@ impl<'a> Supervision<'a> {
         if self.signals.is_some() && ready.next() == Some(true) {
             self.forward_signal()?;
         }
+        if let Some(terminal) = &mut self.terminal {
+            terminal.handle(&revents[relay_fds..]);
+        }
         if exited {
             // Collect what the init said last.
             if self.channel_open {
                 self.receive_reports();
+            }
+            if let Some(mut terminal) = self.terminal.take() {
+                terminal.finish();
             }
             self.exited = true;
         }
@@ -146,11 +173,16 @@ impl<'a> Supervision<'a> {
         }
     }
 
-    /// Passes a signal sent to boxr on to the container.
+    /// Passes a signal sent to boxr on to the container. One that boxr's terminal sent to its
+    /// foreground process group reached the container's processes too, unless the workload has
+    /// a terminal of its own: only then is it passed on.
     fn forward_signal(&mut self) -> Result<()> {
-        match self.signals.map(next_forwarded_signal).transpose()?.flatten() {
-            Some(signal) => self.container.signal(signal),
-            None => Ok(()),
+        let Some(signals) = self.signals else { return Ok(()) };
+        match next_signal(signals)? {
+            Some((signal, from_terminal)) if !from_terminal || self.terminal.is_some() => {
+                self.container.signal(signal)
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -159,6 +191,11 @@ impl<'a> Supervision<'a> {
 /// forwarded. Signals the terminal generated for the whole foreground process group (`si_code`
 /// `SI_KERNEL`) are not: the container's processes are in that group and received them too.
 pub fn next_forwarded_signal(signals: &OwnedFd) -> Result<Option<Signal>> {
+    Ok(next_signal(signals)?.and_then(|(signal, from_terminal)| (!from_terminal).then_some(signal)))
+}
+
+/// Reads one signal from the signalfd, and whether a terminal sent it (`si_code` `SI_KERNEL`).
+fn next_signal(signals: &OwnedFd) -> Result<Option<(Signal, bool)>> {
     let mut info = [0u8; size_of::<libc::signalfd_siginfo>()];
     match rustix::io::read(signals.as_fd(), &mut info) {
         Ok(n) if n == info.len() => {}
@@ -167,7 +204,7 @@ pub fn next_forwarded_signal(signals: &OwnedFd) -> Result<Option<Signal>> {
     }
     let signo = i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
     let code = i32::from_ne_bytes(info[8..12].try_into().expect("4 bytes"));
-    Ok(if code == libc::SI_KERNEL { None } else { Signal::from_named_raw(signo) })
+    Ok(Signal::from_named_raw(signo).map(|signal| (signal, code == libc::SI_KERNEL)))
 }
 
 /// One line for a report, naming the step, the path and the error.

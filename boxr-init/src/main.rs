@@ -27,6 +27,7 @@ use rustix::fs::Mode;
 use rustix::io::{Errno, FdFlags, Result, fcntl_setfd, read};
 use rustix::process::{chdir, getpid, set_child_subreaper, umask};
 use rustix::system::sethostname;
+use rustix::thread::{UnshareFlags, unshare_unsafe};
 
 // rustix's libc-like runtime API (fork, execve, raw signal calls) lives under a name that
 // changes between versions: hence the exact rustix version in Cargo.toml.
@@ -102,5 +103,8 @@ fn run_step(rootfs: &mut Rootfs, step: Step<&CStr>) -> Result<()> {
         Step::RemountRootReadonly => mounts::remount_root_readonly(),
         Step::SetHostname { name } => sethostname(name.to_bytes()),
         Step::Chdir { path } => chdir(path),
+        // SAFETY: a new cgroup namespace changes no file table or memory the init relies on
+        // (what makes unshare unsafe in general is CLONE_FILES and CLONE_FS).
+        Step::UnshareCgroupNamespace => unsafe { unshare_unsafe(UnshareFlags::NEWCGROUP) },
     }
 }

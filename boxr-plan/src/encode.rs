@@ -154,6 +154,7 @@ impl Writer {
                 self.buf.push(tag::CHDIR);
                 self.str(path.as_ref())?;
             }
+            Step::UnshareCgroupNamespace => self.buf.push(tag::UNSHARE_CGROUP_NAMESPACE),
         }
         Ok(())
     }

@@ -107,6 +107,9 @@ pub enum Step<S> {
     SetHostname { name: S },
     /// Change the working directory (inherited by the workload).
     Chdir { path: S },
+    /// Enter a new cgroup namespace rooted at the init's cgroup, which the frontend has just
+    /// moved it into (a cgroup namespace made by clone would be rooted at the frontend's).
+    UnshareCgroupNamespace,
 }
 
 mod tag {
@@ -120,6 +123,7 @@ mod tag {
     pub const REMOUNT_ROOT_READONLY: u8 = 8;
     pub const SET_HOSTNAME: u8 = 9;
     pub const CHDIR: u8 = 10;
+    pub const UNSHARE_CGROUP_NAMESPACE: u8 = 11;
 }
 
 impl<S: AsRef<CStr>> fmt::Display for Step<S> {
@@ -148,6 +152,7 @@ impl<S: AsRef<CStr>> fmt::Display for Step<S> {
             Step::RemountRootReadonly => write!(f, "remounting the rootfs read-only"),
             Step::SetHostname { name } => write!(f, "setting hostname {}", s(name)),
             Step::Chdir { path } => write!(f, "changing directory to {}", s(path)),
+            Step::UnshareCgroupNamespace => write!(f, "entering a new cgroup namespace"),
         }
     }
 }
@@ -408,6 +413,7 @@ impl<'a> Reader<'a> {
             tag::REMOUNT_ROOT_READONLY => Step::RemountRootReadonly,
             tag::SET_HOSTNAME => Step::SetHostname { name: self.str()? },
             tag::CHDIR => Step::Chdir { path: self.str()? },
+            tag::UNSHARE_CGROUP_NAMESPACE => Step::UnshareCgroupNamespace,
             other => return Err(DecodeError::Unknown(other)),
         })
     }

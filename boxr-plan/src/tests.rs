@@ -38,6 +38,7 @@ fn sample_steps() -> Vec<Step<CString>> {
         Step::RemountRootReadonly,
         Step::SetHostname { name: c("box") },
         Step::Chdir { path: c("/tmp") },
+        Step::UnshareCgroupNamespace,
     ]
 }
 
@@ -78,6 +79,7 @@ fn borrow(s: &Step<CString>) -> Step<&CStr> {
         Step::RemountRootReadonly => Step::RemountRootReadonly,
         Step::SetHostname { name } => Step::SetHostname { name },
         Step::Chdir { path } => Step::Chdir { path },
+        Step::UnshareCgroupNamespace => Step::UnshareCgroupNamespace,
     }
 }
 
