@@ -3,6 +3,7 @@
 use crate::lifecycle::refresh;
 use crate::state::{ContainerState, Status, Store};
 use anyhow::Result;
+use serde::Serialize;
 use std::io::Write;
 
 /// Lists containers (running ones; `all` adds the rest) as a table or JSON.
@@ -15,13 +16,19 @@ pub fn ps(store: &Store, all: bool, json: bool) -> Result<()> {
         .into_iter()
         .filter(|s| all || s.status != Status::Exited)
         .collect();
-    let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &states)?;
-        writeln!(out)?;
+        print_json(&states)
     } else {
-        out.write_all(table(&states).as_bytes())?;
+        std::io::stdout().lock().write_all(table(&states).as_bytes())?;
+        Ok(())
     }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
     Ok(())
 }
 
@@ -31,10 +38,7 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<()> {
         .iter()
         .map(|n| store.find(n).and_then(|s| refresh(store, s)))
         .collect::<Result<Vec<_>>>()?;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &states)?;
-    writeln!(out)?;
-    Ok(())
+    print_json(&states)
 }
 
 fn table(states: &[ContainerState]) -> String {
@@ -79,31 +83,14 @@ fn table(states: &[ContainerState]) -> String {
 mod tests {
     use super::*;
     use crate::state::ProcessId;
-    use crate::time::Timestamp;
 
     #[test]
     fn table_aligns_columns() {
         let state = ContainerState {
-            id: "0123456789abcdef".repeat(4),
-            name: "web".into(),
             status: Status::Running,
             init: Some(ProcessId { pid: 4242, start_time: 1 }),
-            monitor: None,
-            created: Timestamp::now(),
-            started: None,
-            finished: None,
-            exit_code: None,
-            oom_killed: false,
-            error: None,
-            config: "c.toml".into(),
             command: vec!["/bin/httpd".into(), "-f".into()],
-            env: vec![],
-            cwd: "/".into(),
-            namespaces: vec![],
-            storage: "/tmp".into(),
-            cgroup: None,
-            detached: true,
-            auto_remove: false,
+            ..ContainerState::for_test("0123456789abcdef".repeat(4), "web".into())
         };
         let exited = ContainerState {
             status: Status::Exited,

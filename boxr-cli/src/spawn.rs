@@ -246,8 +246,8 @@ fn write_id_maps(pid: Pid) -> Result<()> {
 }
 
 /// The cloned child: put the plan socket on `PLAN_FD` and the console socket, if any, on
-/// `CONSOLE_FD`, make every other inherited fd close-on-exec, wait for the id maps if it is in a
-/// new user namespace, and exec boxr-init. Reports to the frontend and exits if the exec fails.
+/// `CONSOLE_FD` (then also leave boxr's process group), make every other inherited fd
+/// close-on-exec, wait for the id maps if it is in a new user namespace, and exec boxr-init. Reports to the frontend and exits if the exec fails.
 ///
 /// # Safety
 /// Only to be called in the child right after clone; `argv` and `envp` are NULL-terminated; the
@@ -272,6 +272,9 @@ unsafe fn exec_init(
         if let Some(console) = console {
             libc::dup2(console, CONSOLE_FD);
             last_inherited = CONSOLE_FD;
+            // Off the caller's terminal (the workload gets its own): what that terminal sends
+            // reaches boxr alone, which forwards it once.
+            libc::setpgid(0, 0);
         }
         libc::syscall(
             libc::SYS_close_range,

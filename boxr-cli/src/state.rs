@@ -117,6 +117,35 @@ impl ContainerState {
     }
 }
 
+#[cfg(test)]
+impl ContainerState {
+    /// A created container with everything else empty, for tests.
+    pub(crate) fn for_test(id: String, name: String) -> ContainerState {
+        ContainerState {
+            id,
+            name,
+            status: Status::Created,
+            init: None,
+            monitor: None,
+            created: Timestamp::now(),
+            started: None,
+            finished: None,
+            exit_code: None,
+            oom_killed: false,
+            error: None,
+            config: "c.toml".into(),
+            command: vec!["/bin/true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            namespaces: vec![Namespace::Mount],
+            storage: "/tmp".into(),
+            cgroup: None,
+            detached: false,
+            auto_remove: false,
+        }
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -363,40 +392,15 @@ mod tests {
         dir
     }
 
-    fn state(id: String, name: String) -> ContainerState {
-        ContainerState {
-            id,
-            name,
-            status: Status::Created,
-            init: None,
-            monitor: None,
-            created: Timestamp::now(),
-            started: None,
-            finished: None,
-            exit_code: None,
-            oom_killed: false,
-            error: None,
-            config: "c.toml".into(),
-            command: vec!["/bin/true".into()],
-            env: vec![],
-            cwd: "/".into(),
-            namespaces: vec![Namespace::Mount],
-            storage: "/tmp".into(),
-            cgroup: None,
-            detached: false,
-            auto_remove: false,
-        }
-    }
-
     #[test]
     fn create_find_update_remove() {
         let dir = scratch();
         let store = Store::open(&dir).unwrap();
-        let a = store.create(Some("web"), state).unwrap();
+        let a = store.create(Some("web"), ContainerState::for_test).unwrap();
         assert_eq!(a.id.len(), 64);
-        let b = store.create(None, state).unwrap();
+        let b = store.create(None, ContainerState::for_test).unwrap();
         assert!(b.name.contains('_'), "{}", b.name);
-        let err = store.create(Some("web"), state).unwrap_err().to_string();
+        let err = store.create(Some("web"), ContainerState::for_test).unwrap_err().to_string();
         assert!(
             err.contains("the name \"web\" is taken by container") && err.contains("(created)"),
             "{err}"

@@ -3,6 +3,7 @@
 
 use crate::cgroups::Stats;
 use crate::lifecycle::refresh;
+use crate::ps::print_json;
 use crate::resources::human_size;
 use crate::state::{ContainerState, Status, Store};
 use anyhow::{Result, bail};
@@ -34,21 +35,18 @@ pub fn stats(store: &Store, names: &[String], no_stream: bool, json: bool) -> Re
         let now = sample(&states);
         let rows: Vec<Row> =
             states.iter().zip(&before).zip(&now).map(|((s, b), n)| row(s, b, n)).collect();
-        let mut out = std::io::stdout().lock();
         if json {
-            serde_json::to_writer_pretty(&mut out, &rows)?;
-            writeln!(out)?;
+            print_json(&rows)?;
         } else {
-            out.write_all(table(&rows).as_bytes())?;
+            std::io::stdout().lock().write_all(table(&rows).as_bytes())?;
         }
-        out.flush()?;
         let running = states
             .iter()
             .any(|s| refresh(store, s.clone()).is_ok_and(|s| s.status == Status::Running));
         if no_stream || !running {
             return Ok(());
         }
-        writeln!(out)?;
+        println!();
         before = now;
     }
 }
@@ -158,11 +156,7 @@ mod tests {
     fn cpu_percent_is_cpu_time_over_wall_time() {
         let t0 = Instant::now();
         let stats = |ns| Stats { cpu_usage_ns: Some(ns), ..Stats::default() };
-        let state: ContainerState = serde_json::from_str(&format!(
-            r#"{{"id":"{}","name":"x","status":"running","init":null,"monitor":null,"created":"2026-01-01T00:00:00.000000000Z","started":null,"finished":null,"exit_code":null,"error":null,"config":"c","command":[],"env":[],"cwd":"/","namespaces":[],"storage":"/s","cgroup":null,"detached":false,"auto_remove":false}}"#,
-            "a".repeat(64)
-        ))
-        .unwrap();
+        let state = ContainerState::for_test("a".repeat(64), "x".into());
         let r =
             row(&state, &(t0, stats(0)), &(t0 + Duration::from_millis(200), stats(100_000_000)));
         assert_eq!(r.cpu_percent.map(|c| c.round()), Some(50.0));

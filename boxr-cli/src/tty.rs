@@ -6,7 +6,8 @@
 //! keeps the terminal's size in step with the caller's (at the start and on every `SIGWINCH`)
 //! and, for `-i` on a terminal, holds the caller's terminal in raw mode ([`RawTerminal`]) so
 //! that every key, Ctrl-C included, reaches the container's terminal, whose line discipline
-//! turns it into a signal for the workload's foreground process group.
+//! turns it into a signal for the workload's foreground process group. [`open_pty`] allocates
+//! a terminal for `boxr exec -t`.
 
 use crate::errno::describe;
 use crate::spawn::Container;
@@ -68,8 +69,8 @@ pub struct Pty {
 }
 
 /// Allocates a pseudo-terminal from the devpts instance that `/dev/ptmx` leads to in the
-/// current mount namespace: after joining a container's, the container's own (what boxr-init
-/// does for `run -t`, for `boxr exec -t`).
+/// current mount namespace. For `boxr exec -t`, once it has joined the container's: then the
+/// terminal is of the container's own devpts, like the one boxr-init allocates for `run -t`.
 pub fn open_pty() -> Result<Pty> {
     let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
     let fail = |what: &str, e: Errno| anyhow!("cannot {what}: {}", describe(&e.into()));
