@@ -11,6 +11,7 @@
 //!   kills whatever still carries it.
 //! * [`Mount`], [`ProcStat`]: parsers for `/proc/*/mountinfo` and `/proc/*/stat` lines.
 //! * [`HostHostname`]: guards the host's hostname against a container that changes it.
+//! * [`containers`]: detached containers sharing one [`Dirs`], and parsers for `ps` and JSON.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -23,6 +24,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub mod containers;
 
 /// How long one `boxr run` may take before the test kills it and fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
