@@ -69,7 +69,11 @@ impl TestPty {
 
     /// Starts `boxr ARGS` with the slave as its stdin, stdout, stderr and controlling terminal.
     fn spawn(&self, args: &[&str]) -> Session {
-        let dirs = Dirs::new();
+        self.spawn_with(Dirs::new(), args)
+    }
+
+    /// [`TestPty::spawn`] with boxr's state and storage in `dirs` (the session keeps them).
+    fn spawn_with(&self, dirs: Dirs, args: &[&str]) -> Session {
         let mut cmd = Command::new(boxr_bin());
         cmd.args(args).env("BOXR_ROOT", dirs.root()).env("BOXR_STORAGE", dirs.storage());
         for (i, slot) in ["stdin", "stdout", "stderr"].iter().enumerate() {
@@ -225,6 +229,32 @@ fn interactive_shell_on_the_containers_terminal() {
     assert_eq!(after.c_cflag, before.c_cflag, "control modes not restored");
     assert_eq!(after.c_lflag, before.c_lflag, "local modes not restored");
     assert_eq!(after.c_cc, before.c_cc, "control characters not restored");
+}
+
+#[test]
+fn exec_it_gets_a_terminal_of_the_containers_devpts() {
+    let scratch = Scratch::new("exec-tty");
+    let config = Config::new().args(&["sleep", "600"]).env(&[TEST_PATH, "PS1=exec> "]);
+    let config = scratch.config(&config);
+    let dirs = Dirs::new();
+    dirs.boxr()
+        .args(["run", "-d", "--name", "ttybox", "--config"])
+        .arg(&config)
+        .output()
+        .expect_code(0);
+    let pty = TestPty::open(40, 90);
+    let before = pty.attributes();
+    let mut session = pty.spawn_with(dirs, &["exec", "-it", "ttybox", "--", "/bin/sh"]);
+    session.expect("exec> ");
+    type_keys(&pty, "tty; stty size; echo do''ne1\r");
+    let lines = session.expect("done1");
+    assert!(lines.iter().any(|l| l == "/dev/pts/0"), "not the container's pts 0: {lines:?}");
+    assert!(lines.iter().any(|l| l == "40 90"), "the size did not come through: {lines:?}");
+    type_keys(&pty, "exit 3\r");
+    assert_eq!(session.wait().code(), Some(3), "the terminal shows:\n{}", session.text);
+    let after = pty.attributes();
+    assert_eq!(after.c_lflag, before.c_lflag, "local modes not restored");
+    assert_eq!(after.c_iflag, before.c_iflag, "input modes not restored");
 }
 
 #[test]

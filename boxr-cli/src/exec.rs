@@ -10,7 +10,8 @@ use crate::lifecycle::{init_pidfd, refresh};
 use crate::paths;
 use crate::plan::clone_flag;
 use crate::state::{ContainerState, Status, Store};
-use crate::supervise::{EXIT_BOXR_ERROR, block_forwarded_signals, next_forwarded_signal};
+use crate::supervise::{EXIT_BOXR_ERROR, block_forwarded_signals, next_signal};
+use crate::tty::{self, PtyRelay};
 use anyhow::{Result, anyhow, bail};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
@@ -26,6 +27,8 @@ pub struct ExecOptions {
     pub cwd: Option<String>,
     /// Keep boxr's stdin (`-i`); otherwise the process reads /dev/null.
     pub interactive: bool,
+    /// Give the process a terminal of the container's devpts, relayed to boxr's (`-t`).
+    pub tty: bool,
     pub command: Vec<String>,
 }
 
@@ -53,8 +56,21 @@ pub fn exec(store: &Store, state: &ContainerState, opts: &ExecOptions) -> Result
         cgroup.add(std::process::id() as i32)?;
     }
     join_namespaces(&state, &init)?;
-    let child = fork_process(&state, &opts.command, &env, &cwd, opts.interactive)?;
-    wait_forwarding(&child, &signals)
+    // Allocated now, inside the container's mount namespace: from its devpts instance.
+    let pty = opts.tty.then(tty::open_pty).transpose()?;
+    let process =
+        Process { command: &opts.command, env: &env, cwd: &cwd, interactive: opts.interactive };
+    let child = fork_process(&state, &process, pty.as_ref().map(|p| &p.pts))?;
+    let relay = pty.map(|p| PtyRelay::for_caller(p.master, opts.interactive)).transpose()?;
+    wait_forwarding(&child, &signals, relay)
+}
+
+/// What to run, as the exec'd process sees it.
+struct Process<'a> {
+    command: &'a [String],
+    env: &'a [String],
+    cwd: &'a str,
+    interactive: bool,
 }
 
 /// Moves boxr into the container's namespaces. Its process is made non-dumpable first, so the
@@ -76,20 +92,20 @@ fn join_namespaces(state: &ContainerState, init: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Forks the process (entering the container's PID namespace) and execs the command in it.
+/// Forks the process (entering the container's PID namespace) and execs the command in it,
+/// on `terminal` as its controlling terminal and stdio if given.
 fn fork_process(
     state: &ContainerState,
-    command: &[String],
-    env: &[String],
-    cwd: &str,
-    interactive: bool,
+    p: &Process<'_>,
+    terminal: Option<&OwnedFd>,
 ) -> Result<OwnedFd> {
+    let (command, env, cwd) = (p.command, p.env, p.cwd);
     let (program, args) = command
         .split_first()
         .ok_or_else(|| anyhow!("no command given: boxr exec NAME -- CMD ARGS…"))?;
     let mut cmd = Command::new(program);
     cmd.args(args).env_clear().envs(env.iter().filter_map(|e| e.split_once('=')));
-    if !interactive {
+    if !p.interactive && terminal.is_none() {
         cmd.stdin(std::process::Stdio::null());
     }
     // SAFETY: boxr is single-threaded; the child runs only exec (and, if it fails, a message
@@ -102,6 +118,13 @@ fn fork_process(
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 libc::syscall(libc::SYS_close_range, 3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            }
+            if let Some(terminal) = terminal
+                && let Err(e) = take_terminal(terminal)
+            {
+                eprintln!("boxr: cannot attach the terminal in container {}: {e:#}", state.name);
+                // SAFETY: leaves the forked child without running boxr's exit handlers.
+                unsafe { libc::_exit(126) }
             }
             if let Err(e) = std::env::set_current_dir(cwd) {
                 eprintln!(
@@ -133,20 +156,48 @@ fn fork_process(
     }
 }
 
-/// Waits for the process, forwarding the signals boxr receives; returns its exit status.
-fn wait_forwarding(child: &OwnedFd, signals: &OwnedFd) -> Result<i32> {
+/// Makes `terminal` the controlling terminal of a new session and the process's stdio.
+fn take_terminal(terminal: &OwnedFd) -> Result<()> {
+    let fail = |what: &str, e: rustix::io::Errno| anyhow!("{what}: {}", describe(&e.into()));
+    rustix::process::setsid().map_err(|e| fail("setsid", e))?;
+    rustix::process::ioctl_tiocsctty(terminal).map_err(|e| fail("TIOCSCTTY", e))?;
+    rustix::stdio::dup2_stdin(terminal).map_err(|e| fail("dup2", e))?;
+    rustix::stdio::dup2_stdout(terminal).map_err(|e| fail("dup2", e))?;
+    rustix::stdio::dup2_stderr(terminal).map_err(|e| fail("dup2", e))?;
+    Ok(())
+}
+
+/// Waits for the process, forwarding the signals boxr receives (those of boxr's terminal too
+/// when the process has a terminal of its own, so is not in boxr's process group) and relaying
+/// its terminal; returns its exit status.
+fn wait_forwarding(child: &OwnedFd, signals: &OwnedFd, mut relay: Option<PtyRelay>) -> Result<i32> {
     loop {
-        let mut fds = [PollFd::new(child, PollFlags::IN), PollFd::new(signals, PollFlags::IN)];
+        let mut fds = vec![PollFd::new(child, PollFlags::IN), PollFd::new(signals, PollFlags::IN)];
+        if let Some(relay) = &relay {
+            relay.poll_fds(&mut fds);
+        }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => bail!("cannot poll the exec'd process: {}", describe(&e.into())),
         }
-        let (exited, signalled) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
-        if signalled && let Some(signal) = next_forwarded_signal(signals)? {
+        let revents: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
+        drop(fds);
+        if let Some(relay) = &mut relay {
+            relay.handle(&revents[2..]);
+        }
+        if !revents[1].is_empty()
+            && let Some((signal, from_terminal)) = next_signal(signals)?
+            && (!from_terminal || relay.is_some())
+        {
             // The process may have exited meanwhile; its exit is read next.
             let _ = rustix::process::pidfd_send_signal(child, signal);
         }
-        if exited {
+        if !revents[0].is_empty() {
+            if let Some(relay) = &mut relay {
+                relay.finish();
+            }
+            // Restores boxr's terminal before any message.
+            drop(relay);
             let status =
                 rustix::process::waitid(WaitId::PidFd(child.as_fd()), WaitIdOptions::EXITED)
                     .map_err(|e| {

@@ -54,6 +54,9 @@ enum Command {
         /// Keep stdin open (otherwise the command reads /dev/null).
         #[arg(short, long)]
         interactive: bool,
+        /// Give the command a terminal (from the container's devpts).
+        #[arg(short, long)]
+        tty: bool,
         /// Set an environment variable (KEY=VALUE) on top of the container's.
         #[arg(short, long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
@@ -228,10 +231,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let state = store.find(&container)?;
             logs::logs(&store, &state, follow, tail).map(|()| 0)
         }
-        Command::Exec { interactive, env, workdir, container, command } => {
+        Command::Exec { interactive, tty, env, workdir, container, command } => {
             let store = store()?;
             let state = store.find(&container)?;
-            exec::exec(&store, &state, &ExecOptions { env, cwd: workdir, interactive, command })
+            exec::exec(
+                &store,
+                &state,
+                &ExecOptions { env, cwd: workdir, interactive, tty, command },
+            )
         }
         Command::Stop { time, containers } => for_each(&store()?, &containers, |store, state| {
             lifecycle::stop(store, state, Duration::from_secs(time)).map(|_| ())

@@ -187,15 +187,8 @@ impl<'a> Supervision<'a> {
     }
 }
 
-/// Reads one signal from the signalfd of [`block_forwarded_signals`]: `Some` if it is to be
-/// forwarded. Signals the terminal generated for the whole foreground process group (`si_code`
-/// `SI_KERNEL`) are not: the container's processes are in that group and received them too.
-pub fn next_forwarded_signal(signals: &OwnedFd) -> Result<Option<Signal>> {
-    Ok(next_signal(signals)?.and_then(|(signal, from_terminal)| (!from_terminal).then_some(signal)))
-}
-
 /// Reads one signal from the signalfd, and whether a terminal sent it (`si_code` `SI_KERNEL`).
-fn next_signal(signals: &OwnedFd) -> Result<Option<(Signal, bool)>> {
+pub fn next_signal(signals: &OwnedFd) -> Result<Option<(Signal, bool)>> {
     let mut info = [0u8; size_of::<libc::signalfd_siginfo>()];
     match rustix::io::read(signals.as_fd(), &mut info) {
         Ok(n) if n == info.len() => {}
