@@ -27,9 +27,18 @@ impl Setup {
     }
 }
 
-/// The mount points boxr itself sets up (with "ipc" in the namespaces).
-const BOXR_MOUNTS: [&str; 7] =
-    ["/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"];
+/// The mount points boxr itself sets up (with "ipc" and "net" in the namespaces).
+const BOXR_MOUNTS: [&str; 9] = [
+    "/",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/etc/hostname",
+    "/etc/hosts",
+];
 
 #[test]
 fn mount_table_holds_only_the_containers_mounts() {

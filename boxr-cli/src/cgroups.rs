@@ -327,8 +327,22 @@ impl ContainerCgroup {
             .try_for_each(|dir| write(dir, "cgroup.procs", &pid.to_string()))
     }
 
+    /// Whether the container, which ended with exit status `code`, was killed by the OOM
+    /// killer: it died of SIGKILL and the OOM killer acted in its cgroup.
+    pub fn oom_killed(&self, code: i32) -> bool {
+        code == 128 + libc::SIGKILL && self.oom_kills() > 0
+    }
+
+    /// SIGKILLs every process left in the cgroup: without a PID namespace, the workload's
+    /// orphans outlive it otherwise.
+    pub fn kill_all(&self) {
+        for dir in self.unique_dirs() {
+            kill_members(dir);
+        }
+    }
+
     /// How many times the OOM killer killed a process in the cgroup.
-    pub fn oom_kills(&self) -> u64 {
+    fn oom_kills(&self) -> u64 {
         let (key, file) = match self.version {
             Version::V2 => ("unified", "memory.events"),
             Version::V1 => ("memory", "memory.oom_control"),

@@ -3,7 +3,10 @@
 //!
 //! The schema is documented in docs/config.md.
 
+use crate::ipam::Subnet;
+use crate::network::{self, Mode};
 use crate::paths;
+use crate::ports::{self, PortMapping};
 use crate::resources::{self, Field, RawResources, Resources};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -69,6 +72,7 @@ pub struct Config {
     /// or relative to boxr's own cgroup.
     pub cgroup_parent: String,
     pub resources: Resources,
+    pub network: network::Settings,
 }
 
 impl Config {
@@ -131,6 +135,11 @@ pub struct Overrides {
     pub hostname: Option<String>,
     /// `--memory`, `--cpus`, … as given, replacing `[resources]` values.
     pub resources: ResourceFlags,
+    /// `--network MODE`, replacing `network.mode` (and adding or removing the "net" namespace
+    /// to match).
+    pub network: Option<String>,
+    /// `-p` mappings, published on top of `network.ports`.
+    pub publish: Vec<String>,
 }
 
 /// The `boxr run` resource flags, named as docker's, unparsed.
@@ -159,6 +168,16 @@ struct RawConfig {
     mounts: Vec<RawMount>,
     cgroup_parent: Option<Spanned<String>>,
     resources: Option<RawResourceTable>,
+    network: Option<Spanned<RawNetwork>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    mode: Option<Spanned<Mode>>,
+    bridge: Option<Spanned<String>>,
+    subnet: Option<Spanned<String>>,
+    ports: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -215,11 +234,13 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError { at: self.at(span), message: message.into() }
+    }
+
+    /// `file:line:column` of the start of `span`.
+    fn at(&self, span: Range<usize>) -> String {
         let (line, column) = line_column(self.text, span.start);
-        ConfigError {
-            at: format!("{}:{line}:{column}", self.file.display()),
-            message: message.into(),
-        }
+        format!("{}:{line}:{column}", self.file.display())
     }
 }
 
@@ -262,7 +283,9 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn check(&self, raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
         let rootfs = self.rootfs(&raw.rootfs)?;
-        let namespaces = self.namespaces(raw.namespaces)?;
+        let explicit_namespaces = raw.namespaces.as_ref().map(Spanned::span);
+        let mut namespaces = self.namespaces(raw.namespaces)?;
+        let network = self.network(raw.network, overrides, &mut namespaces, explicit_namespaces)?;
         let hostname = self.hostname(raw.hostname, overrides.hostname.as_deref(), &namespaces)?;
         let process = self.process(raw.process, overrides, hostname.as_deref())?;
         let mut seen = HashSet::new();
@@ -292,7 +315,133 @@ impl Checker<'_> {
             mounts,
             cgroup_parent: self.cgroup_parent(raw.cgroup_parent)?,
             resources: self.resources(raw.resources.unwrap_or_default(), &overrides.resources)?,
+            network,
         })
+    }
+
+    /// `[network]` with `--network` and `-p` on top. The mode decides the "net" namespace: with
+    /// the default namespaces, or with `--network`, it is added or removed to match; a config
+    /// whose own `namespaces` contradict its own mode is refused.
+    fn network(
+        &self,
+        raw: Option<Spanned<RawNetwork>>,
+        overrides: &Overrides,
+        namespaces: &mut Vec<Namespace>,
+        explicit_namespaces: Option<Range<usize>>,
+    ) -> Result<network::Settings, ConfigError> {
+        let (table, raw) = match raw {
+            Some(t) => (Some(t.span()), t.into_inner()),
+            None => (None, RawNetwork::default()),
+        };
+        let flag = match overrides.network.as_deref() {
+            Some(m) => Some(Mode::parse(m).ok_or_else(|| ConfigError {
+                at: "--network".into(),
+                message: format!("unknown network mode {m:?}: use none, host or bridge"),
+            })?),
+            None => None,
+        };
+        let has_net = namespaces.contains(&Namespace::Net);
+        let file_mode = match (&raw.mode, &table) {
+            (Some(mode), _) => Some((*mode.get_ref(), mode.span())),
+            (None, Some(span)) => Some((Mode::Bridge, span.clone())),
+            (None, None) => None,
+        };
+        let mode = match (flag, &file_mode) {
+            (Some(mode), _) => mode,
+            (None, Some((mode, _))) => *mode,
+            (None, None) if has_net => Mode::None,
+            (None, None) => Mode::Host,
+        };
+        if (mode != Mode::Host) != has_net {
+            if let (None, Some(_), Some((_, span))) = (flag, &explicit_namespaces, &file_mode) {
+                let message = if has_net {
+                    "network mode \"host\" shares the host's network: remove \"net\" from namespaces"
+                        .to_string()
+                } else {
+                    format!(
+                        "network mode \"{}\" needs the \"net\" namespace: add \"net\" to namespaces",
+                        mode.name()
+                    )
+                };
+                return Err(self.src.error(span.clone(), message));
+            }
+            if has_net {
+                namespaces.retain(|ns| *ns != Namespace::Net);
+            } else {
+                namespaces.push(Namespace::Net);
+            }
+        }
+        // Bridge settings in a config whose own mode is another are a mistake; with another
+        // mode from --network they are just not used.
+        let bridge_only = |span: Range<usize>, key: &str| -> Result<(), ConfigError> {
+            match &file_mode {
+                Some((file_mode, _)) if *file_mode != Mode::Bridge && flag.is_none() => {
+                    Err(self.src.error(
+                        span,
+                        format!(
+                            "network.{key} applies to bridge mode only, and mode is \"{}\"",
+                            file_mode.name()
+                        ),
+                    ))
+                }
+                _ => Ok(()),
+            }
+        };
+        let bridge = match raw.bridge {
+            Some(name) => {
+                bridge_only(name.span(), "bridge")?;
+                network::check_bridge_name(name.get_ref())
+                    .map_err(|m| self.src.error(name.span(), format!("network.bridge: {m}")))?;
+                name.into_inner()
+            }
+            None => network::DEFAULT_BRIDGE.to_string(),
+        };
+        let subnet = match raw.subnet {
+            Some(text) => {
+                bridge_only(text.span(), "subnet")?;
+                let subnet = Subnet::parse(text.get_ref())
+                    .and_then(|s| match mode {
+                        Mode::Bridge => network::check_subnet_free(s, &bridge).map(|()| s),
+                        _ => Ok(s),
+                    })
+                    .map_err(|m| self.src.error(text.span(), format!("network.subnet: {m}")))?;
+                Some(subnet)
+            }
+            None => None,
+        };
+        let mut ports = Vec::new();
+        let mut origins = Vec::new();
+        if let Some(list) = raw.ports {
+            bridge_only(list.span(), "ports")?;
+            for entry in list.into_inner() {
+                let port = PortMapping::parse(entry.get_ref())
+                    .map_err(|m| self.src.error(entry.span(), format!("network.ports: {m}")))?;
+                ports.push(port);
+                origins.push(self.src.at(entry.span()));
+            }
+        }
+        for text in &overrides.publish {
+            let at = format!("-p {text}");
+            let port = PortMapping::parse(text)
+                .map_err(|message| ConfigError { at: at.clone(), message })?;
+            if mode != Mode::Bridge {
+                return Err(ConfigError {
+                    at,
+                    message: format!(
+                        "publishing a port needs bridge mode, and the network mode is \"{}\": use --network bridge",
+                        mode.name()
+                    ),
+                });
+            }
+            ports.push(port);
+            origins.push(at);
+        }
+        ports::check_distinct(&ports)
+            .map_err(|(i, message)| ConfigError { at: origins[i].clone(), message })?;
+        if mode != Mode::Bridge {
+            ports.clear();
+        }
+        Ok(network::Settings { mode, bridge, subnet, ports })
     }
 
     fn cgroup_parent(&self, raw: Option<Spanned<String>>) -> Result<String, ConfigError> {

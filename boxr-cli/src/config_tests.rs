@@ -365,3 +365,150 @@ fn line_column_counts_characters() {
     assert_eq!(line_column("ab\ncé d", 7), (2, 4));
     assert_eq!(line_column("x", 0), (1, 1));
 }
+
+#[test]
+fn network_mode_follows_the_namespaces_without_a_network_table() {
+    let s = Scratch::new();
+    let c = s.parse(MINIMAL).unwrap();
+    assert_eq!(c.network.mode, Mode::None);
+    assert_eq!(c.network.bridge, "boxr0");
+    let c = s.parse(&format!("namespaces = [\"mount\", \"pid\"]\n{MINIMAL}")).unwrap();
+    assert_eq!(c.network.mode, Mode::Host);
+    assert_eq!(c.namespaces, [Namespace::Mount, Namespace::Pid]);
+}
+
+#[test]
+fn a_network_table_means_bridge_mode_and_the_mode_sets_the_net_namespace() {
+    let s = Scratch::new();
+    let c = s.parse(&format!("{MINIMAL}[network]\n")).unwrap();
+    assert_eq!(
+        c.network,
+        network::Settings {
+            mode: Mode::Bridge,
+            bridge: "boxr0".into(),
+            subnet: None,
+            ports: vec![]
+        }
+    );
+    assert!(c.has(Namespace::Net));
+    let c = s.parse(&format!("{MINIMAL}[network]\nmode = \"host\"\n")).unwrap();
+    assert_eq!(c.network.mode, Mode::Host);
+    assert!(!c.has(Namespace::Net), "host mode keeps the default's \"net\"");
+    // A config's own namespaces contradicting its own mode are an error.
+    let no_net = "namespaces = [\"mount\", \"pid\"]\n";
+    let e = s.err(&format!("{no_net}{MINIMAL}[network]\nbridge = \"b0\"\n"));
+    assert!(e.starts_with("5:1: network mode \"bridge\" needs the \"net\" namespace"), "{e}");
+    let e = s.err(&format!("{no_net}{MINIMAL}[network]\nmode = \"none\"\n"));
+    assert!(e.starts_with("6:8: network mode \"none\" needs the \"net\" namespace"), "{e}");
+    let with_net = "namespaces = [\"mount\", \"net\"]\n";
+    let e = s.err(&format!("{with_net}{MINIMAL}[network]\nmode = \"host\"\n"));
+    assert!(e.starts_with("6:8: network mode \"host\" shares the host's network"), "{e}");
+    let e = s.err(&format!("{MINIMAL}[network]\nmode = \"nat\"\n"));
+    assert!(e.starts_with("5:8: unknown variant `nat`"), "{e}");
+    let e = s.err(&format!("{MINIMAL}[network]\nports = \"8080:80\"\n"));
+    assert!(e.starts_with("5:9: invalid type"), "{e}");
+    let e = s.err(&format!("{MINIMAL}[network]\ndns = []\n"));
+    assert!(e.starts_with("5:1: unknown field `dns`"), "{e}");
+}
+
+#[test]
+fn the_network_flag_overrides_the_mode_and_the_net_namespace() {
+    let s = Scratch::new();
+    let flag = |mode: &str| Overrides { network: Some(mode.into()), ..Overrides::default() };
+    let no_net = format!("namespaces = [\"mount\", \"pid\"]\n{MINIMAL}");
+    let c = s.parse_with(&no_net, &flag("bridge")).unwrap();
+    assert_eq!(
+        (c.network.mode, c.namespaces.as_slice()),
+        (Mode::Bridge, &[Namespace::Mount, Namespace::Pid, Namespace::Net][..])
+    );
+    let with_ports = format!("{MINIMAL}[network]\nports = [\"8080:80\"]\n");
+    let c = s.parse_with(&with_ports, &flag("host")).unwrap();
+    assert_eq!(c.network.mode, Mode::Host);
+    assert!(!c.has(Namespace::Net) && c.network.ports.is_empty());
+    let e = s.parse_with(MINIMAL, &flag("nat")).unwrap_err();
+    assert_eq!(e.at, "--network");
+    assert!(e.message.contains("unknown network mode \"nat\": use none, host or bridge"), "{e}");
+}
+
+#[test]
+fn bridge_settings_are_checked_with_positions() {
+    let s = Scratch::new();
+    let c = s
+        .parse(&format!(
+            "{MINIMAL}[network]\nbridge = \"br-test\"\nsubnet = \"10.254.254.0/24\"\nports = [\"8080:80\", \"127.0.0.1:53:53/udp\"]\n"
+        ))
+        .unwrap();
+    assert_eq!(c.network.bridge, "br-test");
+    assert_eq!(c.network.subnet.map(|s| s.to_string()).as_deref(), Some("10.254.254.0/24"));
+    let ports: Vec<String> = c.network.ports.iter().map(ToString::to_string).collect();
+    assert_eq!(ports, ["8080:80/tcp", "127.0.0.1:53:53/udp"]);
+    for (line, at, message) in [
+        (
+            "bridge = \"a-very-long-bridge\"",
+            "5:10",
+            "network.bridge: bridge name \"a-very-long-bridge\"",
+        ),
+        (
+            "subnet = \"10.254.254.1/24\"",
+            "5:10",
+            "network.subnet: subnet \"10.254.254.1/24\" has host bits set",
+        ),
+        (
+            "subnet = \"10.0.0.0/31\"",
+            "5:10",
+            "network.subnet: subnet \"10.0.0.0/31\": the prefix length",
+        ),
+        ("ports = [\"80:80\", \"x\"]", "5:19", "network.ports: port mapping \"x\""),
+        (
+            "ports = [\"80:80\", \"80:81\"]",
+            "5:19",
+            "port mapping \"80:81/tcp\" publishes host port 80/tcp again",
+        ),
+    ] {
+        let e = s.err(&format!("{MINIMAL}[network]\n{line}\n"));
+        assert!(e.starts_with(&format!("{at}: {message}")), "{line}: {e}");
+    }
+    let e = s.err(&format!("{MINIMAL}[network]\nmode = \"none\"\nports = [\"8080:80\"]\n"));
+    assert!(
+        e.starts_with("6:9: network.ports applies to bridge mode only, and mode is \"none\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn publish_flags_add_ports_in_bridge_mode_only() {
+    let s = Scratch::new();
+    let publish = |ports: &[&str]| Overrides {
+        publish: ports.iter().map(|p| p.to_string()).collect(),
+        ..Overrides::default()
+    };
+    let bridge = format!("{MINIMAL}[network]\nports = [\"8080:80\"]\n");
+    let c = s.parse_with(&bridge, &publish(&["127.0.0.1:8081:80"])).unwrap();
+    let ports: Vec<String> = c.network.ports.iter().map(ToString::to_string).collect();
+    assert_eq!(ports, ["8080:80/tcp", "127.0.0.1:8081:80/tcp"]);
+    let e = s.parse_with(&bridge, &publish(&["8080:81"])).unwrap_err();
+    assert_eq!(e.at, "-p 8080:81");
+    assert!(e.message.contains("publishes host port 8080/tcp again"), "{e}");
+    let e = s.parse_with(MINIMAL, &publish(&["8080:80"])).unwrap_err();
+    assert_eq!(e.at, "-p 8080:80");
+    assert!(e.message.contains("needs bridge mode, and the network mode is \"none\""), "{e}");
+    let e = s.parse_with(&bridge, &publish(&["8080"])).unwrap_err();
+    assert_eq!(e.at, "-p 8080");
+}
+
+#[test]
+fn web_toml_asks_for_bridge_mode_publishing_8080() {
+    // configs/web.toml itself, in a copy of its surroundings: ../target/rootfs and www beside it.
+    let s = Scratch::new();
+    for dir in ["configs/www", "target/rootfs/proc", "target/rootfs/sys", "target/rootfs/dev"] {
+        fs::create_dir_all(s.0.join(dir)).unwrap();
+    }
+    let text = include_str!("../../configs/web.toml");
+    let c = parse(&s.0.join("configs/web.toml"), text, &Overrides::default()).unwrap();
+    assert_eq!(c.network.mode, Mode::Bridge);
+    assert_eq!(c.network.bridge, "boxr0");
+    let ports: Vec<String> = c.network.ports.iter().map(ToString::to_string).collect();
+    assert_eq!(ports, ["8080:80/tcp"]);
+    assert!(c.has(Namespace::Net));
+    assert_eq!(c.process.args[..3], ["httpd", "-f", "-v"]);
+}

@@ -2,8 +2,8 @@
 
 use crate::errno::describe;
 use crate::state::{ContainerState, Status, Store};
-use crate::storage;
 use crate::time::Timestamp;
+use crate::{network, storage};
 use anyhow::{Result, anyhow, bail};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
@@ -12,25 +12,34 @@ use std::time::{Duration, Instant};
 
 /// Brings a container's recorded status in line with reality: a container recorded as
 /// created or running whose init and monitor are both gone (the host rebooted, the monitor was
-/// killed) is exited, with its exit code unknown.
+/// killed) is exited, with its exit code unknown, and what it held on its network is released.
 pub fn refresh(store: &Store, state: ContainerState) -> Result<ContainerState> {
-    if state.status == Status::Exited || state.monitor.is_some_and(|m| m.is_alive()) {
+    if state.status == Status::Exited || supervised(&state) {
         return Ok(state);
     }
-    if state.init.is_some_and(|i| i.is_alive()) {
-        // The monitor is gone but the init lives on: it dies with its parent (PDEATHSIG), so
-        // this lasts an instant; it is still running meanwhile.
-        return Ok(state);
-    }
-    store.update(&state.id, |s| {
-        if s.status != Status::Exited {
+    // Decided again on the state under its lock: the one read before may name a monitor that
+    // has handed over to another since (`boxr run -d` to its detached monitor) and exited.
+    let state = store.update(&state.id, |s| {
+        if s.status != Status::Exited && !supervised(s) {
             s.status = Status::Exited;
             s.finished.get_or_insert_with(Timestamp::now);
             s.error.get_or_insert_with(|| {
                 "the process supervising the container died; its exit code is unknown".to_string()
             });
         }
-    })
+    })?;
+    if state.status != Status::Exited || state.network.is_none() {
+        return Ok(state);
+    }
+    network::release(store, &state.id)?;
+    store.update(&state.id, |s| s.network = None)
+}
+
+/// Whether a process still answers for the container: its monitor, or its init (when the
+/// monitor is gone but the init lives on, it dies with its parent (PDEATHSIG): that lasts an
+/// instant, and the container is still running meanwhile).
+pub fn supervised(state: &ContainerState) -> bool {
+    state.monitor.is_some_and(|m| m.is_alive()) || state.init.is_some_and(|i| i.is_alive())
 }
 
 /// A pidfd for the container's init, if it is still the same process.
@@ -130,10 +139,11 @@ pub fn remove(store: &Store, state: &ContainerState, force: bool) -> Result<()> 
     destroy(store, &state)
 }
 
-/// Deletes everything of a container that is not running: its cgroup (killing anything
-/// lingering in it), its storage (writable layer, log) and its state.
+/// Deletes everything of a container that is not running: what it holds on its network, its
+/// cgroup (killing anything lingering in it), its storage (writable layer, log) and its state.
 pub fn destroy(store: &Store, state: &ContainerState) -> Result<()> {
     let _lock = store.lock(&state.id)?;
+    network::release(store, &state.id)?;
     if let Some(cgroup) = &state.cgroup {
         cgroup.remove()?;
     }

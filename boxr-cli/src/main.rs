@@ -7,7 +7,7 @@ use boxr_cli::run::{Dirs, RunOptions};
 use boxr_cli::state::{DEFAULT_ROOT, Store};
 use boxr_cli::storage::DEFAULT_STORAGE;
 use boxr_cli::supervise::EXIT_BOXR_ERROR;
-use boxr_cli::{exec, lifecycle, logs, ps, run, stats};
+use boxr_cli::{exec, lifecycle, logs, network, ps, run, stats};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a container: in the foreground with the workload's exit status, or detached (-d).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps {
         /// Include exited containers.
@@ -107,6 +107,18 @@ enum Command {
         format: Format,
         containers: Vec<String>,
     },
+    /// Bridge networks.
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// List the bridge networks and their containers' addresses and ports (releasing first what
+    /// containers that are gone still hold).
+    Ls,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -141,6 +153,12 @@ struct RunArgs {
     /// Set the container's hostname (needs the "uts" namespace).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
+    /// The network mode: none, host or bridge (replaces the config's).
+    #[arg(long, value_name = "MODE")]
+    network: Option<String>,
+    /// Publish a container port on the host (bridge mode), e.g. 8080:80 or 127.0.0.1:8080:80/udp.
+    #[arg(short, long, value_name = "[IP:]HOST_PORT:CONTAINER_PORT[/PROTO]")]
+    publish: Vec<String>,
     #[command(flatten)]
     resources: ResourceArgs,
     /// The command to run instead of the config's process.args.
@@ -212,6 +230,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 env: args.env,
                 hostname: args.hostname,
                 resources: args.resources.into(),
+                network: args.network,
+                publish: args.publish,
             };
             let config = config::load(&args.config, &overrides)?;
             let opts = RunOptions {
@@ -255,6 +275,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             stats::stats(&store()?, &containers, no_stream, matches!(format, Format::Json))
                 .map(|()| 0)
         }
+        Command::Network { command: NetworkCommand::Ls } => network::ls(&store()?).map(|()| 0),
     }
 }
 

@@ -30,6 +30,15 @@ pub enum RootfsLayer {
     Overlay { upper: PathBuf, work: PathBuf, merged: PathBuf },
 }
 
+/// A file boxr wrote for the container (its `/etc/hosts`, …), bound read-only over the rootfs's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// On the host, in the container's storage directory.
+    pub source: PathBuf,
+    /// In the rootfs, resolved through its symlinks.
+    pub target: String,
+}
+
 /// Everything needed to start one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -75,8 +84,9 @@ fn path(p: &Path) -> CString {
     c(p.as_os_str().as_encoded_bytes())
 }
 
-/// Builds the plan for `config`, with its root filesystem mounted as `layer` says.
-pub fn compile(config: &Config, layer: &RootfsLayer) -> Plan {
+/// Builds the plan for `config`, with its root filesystem mounted as `layer` says and the
+/// `generated` files bound over the rootfs's.
+pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]) -> Plan {
     let user_namespace = config.has(Namespace::User);
     let mut b = Builder { steps: Vec::with_capacity(32), user_namespace };
     // The cgroup namespace is made by the init once the frontend has moved it into the
@@ -110,6 +120,14 @@ pub fn compile(config: &Config, layer: &RootfsLayer) -> Plan {
     b.mount_sys(config.has(Namespace::Net));
     b.populate_dev(config.has(Namespace::Ipc));
     b.mount_config_mounts(config);
+    for file in generated {
+        b.steps.push(Step::Bind {
+            source: path(&file.source),
+            target: c(file.target.as_str()),
+            flags: ms::RDONLY,
+            file: true,
+        });
+    }
     b.steps.push(Step::PivotRoot);
     if config.readonly_rootfs {
         b.steps.push(Step::RemountRootReadonly);
@@ -251,6 +269,12 @@ mod tests {
             copy_on_write: false,
             cgroup_parent: "/boxr".into(),
             resources: Default::default(),
+            network: crate::network::Settings {
+                mode: crate::network::Mode::Host,
+                bridge: "boxr0".into(),
+                subnet: None,
+                ports: vec![],
+            },
             process: Process {
                 args: vec!["/bin/sh".into()],
                 env: vec!["PATH=/bin".into()],
@@ -290,19 +314,21 @@ mod tests {
         let plan = compile(
             &config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts]),
             &RootfsLayer::Bind,
+            &[],
         );
         assert_eq!(
             plan.clone_flags,
             (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS) as u64
         );
         assert_eq!(plan.init_flags, 0);
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Uts]), &RootfsLayer::Bind);
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Uts]), &RootfsLayer::Bind, &[]);
         assert_eq!(plan.init_flags, flags::SUBREAPER);
     }
 
     #[test]
     fn cgroup_namespace_is_made_by_the_init() {
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Cgroup]), &RootfsLayer::Bind);
+        let plan =
+            compile(&config(&[Namespace::Mount, Namespace::Cgroup]), &RootfsLayer::Bind, &[]);
         assert_eq!(plan.clone_flags, libc::CLONE_NEWNS as u64);
         assert_eq!(plan.steps[0], Step::UnshareCgroupNamespace);
     }
@@ -312,6 +338,7 @@ mod tests {
         let plan = compile(
             &config(&[Namespace::Mount, Namespace::Pid, Namespace::Uts, Namespace::Ipc]),
             &RootfsLayer::Bind,
+            &[],
         );
         assert_eq!(plan.steps[0], Step::MakeMountsPrivate);
         assert_eq!(
@@ -369,10 +396,28 @@ mod tests {
     }
 
     #[test]
+    fn generated_files_are_bound_read_only_before_the_pivot() {
+        let generated =
+            [GeneratedFile { source: "/s/etc/hosts".into(), target: "/etc/hosts".into() }];
+        let plan = compile(&config(&[Namespace::Mount]), &RootfsLayer::Bind, &generated);
+        let pivot = plan.steps.iter().position(|s| *s == Step::PivotRoot).unwrap();
+        assert_eq!(
+            plan.steps[pivot - 1],
+            Step::Bind {
+                source: c("/s/etc/hosts"),
+                target: c("/etc/hosts"),
+                flags: ms::RDONLY,
+                file: true
+            }
+        );
+    }
+
+    #[test]
     fn user_namespace_binds_devices_and_sys() {
         let plan = compile(
             &config(&[Namespace::Mount, Namespace::Pid, Namespace::User]),
             &RootfsLayer::Bind,
+            &[],
         );
         assert!(plan.user_namespace);
         assert!(!plan.steps.iter().any(|s| matches!(s, Step::Mknod { .. })));
@@ -397,7 +442,7 @@ mod tests {
             work: "/s/work".into(),
             merged: "/s/m".into(),
         };
-        let plan = compile(&config(&[Namespace::Mount]), &layer);
+        let plan = compile(&config(&[Namespace::Mount]), &layer, &[]);
         assert_eq!(
             plan.steps[1],
             Step::MountRootfs {
@@ -412,7 +457,7 @@ mod tests {
 
     #[test]
     fn plan_encodes_and_decodes() {
-        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid]), &RootfsLayer::Bind);
+        let plan = compile(&config(&[Namespace::Mount, Namespace::Pid]), &RootfsLayer::Bind, &[]);
         let bytes = plan.encode().unwrap();
         let decoded = boxr_plan::Plan::parse(&bytes).unwrap();
         assert_eq!(decoded.steps().count(), plan.steps.len());

@@ -9,7 +9,7 @@ use crate::spawn::{self, Container, InitBinary};
 use crate::state::{ContainerState, ProcessId, Status, Store};
 use crate::supervise::{self, EXIT_BOXR_ERROR, Supervision};
 use crate::time::Timestamp;
-use crate::{errno::describe, lifecycle, storage, tty};
+use crate::{errno::describe, lifecycle, network, ports, storage, tty};
 use anyhow::{Context, Result, anyhow, bail};
 use boxr_plan::flags;
 use rustix::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -46,19 +46,25 @@ pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
     let init = InitBinary::locate()?;
     let hierarchies = Hierarchies::detect()?;
     let store = Store::open(&dirs.root)?;
+    // Held while the container runs (by the monitor with -d); taken first, so a port in use
+    // leaves nothing behind.
+    let ports = network::reserve_ports(&config.network)?;
     let created =
         store.create(opts.name.as_deref(), |id, name| new_state(id, name, dirs, config, opts))?;
     let mut registration = Registration { store: &store, id: &created.id, armed: true };
     let layer = storage::prepare(&created.storage, config)?;
     let cgroup = hierarchies.create(&config.cgroup_parent, &created.id, &config.resources)?;
     let state = store.update(&created.id, |s| s.cgroup = Some(cgroup))?;
-    let mut plan = plan::compile(config, &layer);
+    let attachment = network::allocate(&store, &state, &config.network)?;
+    let state = store.update(&created.id, |s| s.network = attachment)?;
+    let generated = network::etc_binds(&state.storage, config, state.network.as_ref())?;
+    let mut plan = plan::compile(config, &layer, &generated);
     if opts.tty {
         plan.init_flags |= flags::TTY;
     }
     if opts.detach {
         registration.armed = false;
-        start_detached(&store, &state, &init, &plan)
+        start_detached(&store, &state, &init, &plan, &ports)
     } else {
         run_foreground(&mut registration, &state, &init, &plan, opts.interactive)
     }
@@ -92,6 +98,7 @@ fn new_state(
         namespaces: config.namespaces.clone(),
         detached: opts.detach,
         auto_remove: opts.remove,
+        network: None,
     }
 }
 
@@ -113,23 +120,27 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Starts the container's init, moved into the container's cgroup before it goes on.
+/// Starts the container's init, moved into the container's cgroup and given its network before
+/// it goes on.
 fn start(state: &ContainerState, init: &InitBinary, plan: &Plan) -> Result<Container> {
-    spawn::spawn(init, plan, |pid| match &state.cgroup {
-        Some(cgroup) => cgroup.add(pid.as_raw_nonzero().get()),
-        None => Ok(()),
+    spawn::spawn(init, plan, |pid| {
+        if let Some(cgroup) = &state.cgroup {
+            cgroup.add(pid.as_raw_nonzero().get())?;
+        }
+        network::attach(state, pid)
     })
 }
 
 /// The init's reports, plus the OOM killer's verdict, one line each.
 fn exit_messages(
     state: &ContainerState,
+    code: i32,
     supervision: &Supervision<'_>,
     plan: &Plan,
     init: &InitBinary,
 ) -> Vec<String> {
     let mut messages = supervision.messages(plan, init);
-    if let Some(cgroup) = state.cgroup.as_ref().filter(|c| c.oom_kills() > 0) {
+    if let Some(cgroup) = state.cgroup.as_ref().filter(|c| c.oom_killed(code)) {
         let limit = cgroup.memory_limit().map_or_else(|| "none".to_string(), human_size);
         messages.push(format!("container killed: out of memory (limit {limit})"));
     }
@@ -146,25 +157,35 @@ fn mark_running(store: &Store, id: &str, container: &Container) -> Result<()> {
     Ok(())
 }
 
-/// Records the exit, and removes the container if it was started with `--rm`.
+/// Records the exit and releases the container's network, or removes the container if it was
+/// started with `--rm`.
 fn record_exit(
     store: &Store,
     state: &ContainerState,
     code: i32,
     messages: &[String],
 ) -> Result<()> {
+    if let Some(cgroup) = &state.cgroup {
+        cgroup.kill_all();
+    }
     if state.auto_remove {
         return lifecycle::destroy(store, state);
     }
-    let oom_killed = state.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+    let oom_killed = state.cgroup.as_ref().is_some_and(|c| c.oom_killed(code));
+    // Released first, so that a container recorded as exited holds nothing; the exit is
+    // recorded even if that failed (the next command's reconciliation retries).
+    let released = network::release(store, &state.id);
     store.update(&state.id, |s| {
         s.status = Status::Exited;
         s.exit_code = Some(code);
         s.oom_killed = oom_killed;
         s.finished = Some(Timestamp::now());
         s.error = (!messages.is_empty()).then(|| messages.join("; "));
+        if released.is_ok() {
+            s.network = None;
+        }
     })?;
-    Ok(())
+    released
 }
 
 fn run_foreground(
@@ -182,7 +203,7 @@ fn run_foreground(
     let terminal = tty::attach(&mut container, interactive)?;
     let mut supervision = Supervision::new(&mut container, Some(&signals)).with_terminal(terminal);
     let code = supervision.until_exit()?;
-    let messages = exit_messages(state, &supervision, plan, init);
+    let messages = exit_messages(state, code, &supervision, plan, init);
     for message in &messages {
         eprintln!("boxr: {message}");
     }
@@ -197,6 +218,7 @@ fn start_detached(
     state: &ContainerState,
     init: &InitBinary,
     plan: &Plan,
+    ports: &ports::Reservation,
 ) -> Result<i32> {
     let log_path = storage::log_path(&state.storage);
     let log =
@@ -213,7 +235,7 @@ fn start_detached(
         ),
         0 => {
             drop(from_monitor);
-            let code = match monitor(store, state, init, plan, log, to_parent) {
+            let code = match monitor(store, state, init, plan, ports, log, to_parent) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("boxr: monitor of container {}: {e:#}", state.name);
@@ -264,7 +286,8 @@ fn close_fds_except(keep: &[RawFd]) {
     }
 }
 
-/// The detached monitor: a session of its own, stdio on the log, the container as its child.
+/// The detached monitor: a session of its own, stdio on the log, the container as its child,
+/// holding its published ports.
 /// Tells the parent on `to_parent` "0\n" once the workload runs, or "CODE\nMESSAGES" if it
 /// did not start; then waits for the exit and records it.
 fn monitor(
@@ -272,6 +295,7 @@ fn monitor(
     state: &ContainerState,
     init: &InitBinary,
     plan: &Plan,
+    ports: &ports::Reservation,
     log: File,
     to_parent: OwnedFd,
 ) -> Result<()> {
@@ -290,7 +314,9 @@ fn monitor(
         }
     }
     drop((null, log));
-    close_fds_except(&[to_parent.as_raw_fd(), init.fd().as_raw_fd()]);
+    let mut keep = vec![to_parent.as_raw_fd(), init.fd().as_raw_fd()];
+    keep.extend(ports.fds());
+    close_fds_except(&keep);
     store.update(&state.id, |s| s.monitor = ProcessId::of(std::process::id() as i32))?;
     let mut container = match start(state, init, plan) {
         Ok(container) => container,
@@ -307,10 +333,15 @@ fn monitor(
         writeln!(to_parent, "0")?;
         drop(to_parent);
         let code = supervision.until_exit()?;
-        return record_exit(store, state, code, &exit_messages(state, &supervision, plan, init));
+        return record_exit(
+            store,
+            state,
+            code,
+            &exit_messages(state, code, &supervision, plan, init),
+        );
     }
     let code = supervision.until_exit()?;
-    let messages = exit_messages(state, &supervision, plan, init);
+    let messages = exit_messages(state, code, &supervision, plan, init);
     record_exit(store, state, code, &messages)?;
     write!(to_parent, "{code}\n{}", messages.join("\n"))?;
     Ok(())

@@ -1,11 +1,12 @@
 //! Container state: one directory per container under the state root (default `/run/boxr`),
 //! holding `state.json`. Writes are atomic (write a temporary file, rename it over the old one)
 //! and every read-modify-write holds the container's lock, so concurrent boxr commands never see
-//! or make a torn state. Creating a container (and so claiming its name) holds the root's lock.
+//! or make a torn state. A name is claimed atomically by a symlink in `<root>/names/`.
 
 use crate::cgroups::ContainerCgroup;
 use crate::config::Namespace;
 use crate::errno::describe;
+use crate::network::Attachment;
 use crate::time::Timestamp;
 use anyhow::{Context, Result, anyhow, bail};
 use rustix::fs::FlockOperation;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_ROOT: &str = "/run/boxr";
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
+/// The directory of name links: `names/<name>` → the container's id.
+const NAMES_DIR: &str = "names";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +99,9 @@ pub struct ContainerState {
     pub cgroup: Option<ContainerCgroup>,
     pub detached: bool,
     pub auto_remove: bool,
+    /// Its place on a bridge network (bridge mode), from its start until it is released.
+    #[serde(default)]
+    pub network: Option<Attachment>,
 }
 
 impl ContainerState {
@@ -142,6 +148,7 @@ impl ContainerState {
             cgroup: None,
             detached: false,
             auto_remove: false,
+            network: None,
         }
     }
 }
@@ -156,7 +163,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// The state root directory.
+/// The state root directory: `<root>/<id>/` per container, `<root>/names/` for names.
 pub struct Store {
     root: PathBuf,
 }
@@ -164,7 +171,7 @@ pub struct Store {
 /// An exclusive `flock` held until dropped.
 pub struct Lock(#[allow(dead_code, reason = "held for its Drop, which releases the lock")] File);
 
-fn lock(path: &Path) -> Result<Lock> {
+pub(crate) fn lock(path: &Path) -> Result<Lock> {
     let file =
         OpenOptions::new()
             .create(true)
@@ -187,43 +194,88 @@ impl Store {
         Ok(Store { root: root.to_path_buf() })
     }
 
+    /// The state root directory: `<root>/<id>/` per container, `<root>/names/` for names.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
 
-    /// Registers a new container: claims its name (generating one if `None`) and writes its
-    /// first state. `make` gets the new id and name.
+    /// Registers a new container: writes its first state, then claims its name (generating one
+    /// if `None`). `make` gets the new id and name.
+    ///
+    /// A name is claimed by creating the symlink `names/<name>` → id, which only one process can
+    /// do: concurrent creations need no common lock, and cost the same with 1 or 1000
+    /// containers. The state is written first and the link removed first (see
+    /// [`Store::remove`]), so a name link always leads to a state.
     pub fn create(
         &self,
         name: Option<&str>,
         make: impl FnOnce(String, String) -> ContainerState,
     ) -> Result<ContainerState> {
-        let _root_lock = lock(&self.root.join(LOCK_FILE))?;
-        let existing = self.list()?;
-        let taken = |n: &str| existing.iter().find(|s| s.name == n);
-        let name = match name {
-            Some(name) => {
-                check_name(name)?;
-                if let Some(other) = taken(name) {
-                    bail!(
-                        "the name {name:?} is taken by container {} ({}): remove it with `boxr rm {name}` or choose another --name",
-                        other.short_id(),
-                        other.status_text()
-                    );
-                }
-                name.to_string()
-            }
-            None => generate_name(|n| taken(n).is_some()),
-        };
+        if let Some(name) = name {
+            check_name(name)?;
+        }
+        let names = self.root.join(NAMES_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&names)
+            .map_err(|e| anyhow!("cannot create {}: {}", names.display(), describe(&e)))?;
         let id = random_id()?;
         let dir = self.dir(&id);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .map_err(|e| anyhow!("cannot create {}: {}", dir.display(), describe(&e)))?;
-        let state = make(id, name);
-        self.write(&state)?;
+        let mut state = make(id.clone(), String::new());
+        let candidates: Box<dyn Iterator<Item = String>> = match name {
+            Some(name) => Box::new(std::iter::once(name.to_string())),
+            None => Box::new(name_candidates()),
+        };
+        let mut claimed = Err(anyhow!("no name to claim"));
+        for candidate in candidates {
+            state.name = candidate;
+            claimed = self.write(&state).and_then(|()| self.claim(&state.name, &id));
+            // A taken given name is an error; a taken generated one means trying the next.
+            if claimed.is_ok() || name.is_some() {
+                break;
+            }
+        }
+        if let Err(e) = claimed {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         Ok(state)
+    }
+
+    /// Claims `name` for container `id`; fails, naming the container that has it, if taken.
+    fn claim(&self, name: &str, id: &str) -> Result<()> {
+        let link = self.root.join(NAMES_DIR).join(name);
+        match std::os::unix::fs::symlink(id, &link) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let other = self.by_name(name);
+                let (short, status) =
+                    other.as_ref().map_or(("?", "being removed".to_string()), |o| {
+                        (o.short_id(), o.status_text())
+                    });
+                bail!(
+                    "the name {name:?} is taken by container {short} ({status}): remove it with `boxr rm {name}` or choose another --name"
+                )
+            }
+            Err(e) => {
+                bail!("cannot claim the name {name:?} ({}): {}", link.display(), describe(&e))
+            }
+        }
+    }
+
+    /// The container holding `name`, if any.
+    fn by_name(&self, name: &str) -> Option<ContainerState> {
+        let id = fs::read_link(self.root.join(NAMES_DIR).join(name)).ok()?;
+        read_state(&self.dir(id.to_str()?).join(STATE_FILE)).ok().flatten()
     }
 
     /// All containers, in creation order.
@@ -245,19 +297,23 @@ impl Store {
 
     /// Finds a container by name, full id, or unique id prefix.
     pub fn find(&self, key: &str) -> Result<ContainerState> {
-        let all = self.list()?;
-        if let Some(s) = all.iter().find(|s| s.name == key || s.id == key) {
-            return Ok(s.clone());
+        if let Some(state) = self.by_name(key) {
+            return Ok(state);
         }
-        let matches: Vec<_> =
-            all.iter().filter(|s| key.len() >= 3 && s.id.starts_with(key)).collect();
-        match matches.as_slice() {
-            [one] => Ok((*one).clone()),
+        let entries = fs::read_dir(&self.root).map_err(|e| {
+            anyhow!("cannot read the state directory {}: {}", self.root.display(), describe(&e))
+        })?;
+        let ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| id.len() == 64 && (id == key || (key.len() >= 3 && id.starts_with(key))))
+            .collect();
+        match ids.as_slice() {
+            [id] => self
+                .load(id)
+                .map_err(|_| anyhow!("no such container: {key} (`boxr ps -a` lists them)")),
             [] => bail!("no such container: {key} (`boxr ps -a` lists them)"),
-            _ => bail!(
-                "{key} matches {} containers: give more of the id, or the name",
-                matches.len()
-            ),
+            _ => bail!("{key} matches {} containers: give more of the id, or the name", ids.len()),
         }
     }
 
@@ -308,7 +364,15 @@ impl Store {
     /// Deletes a container's state directory (the caller holds its lock).
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
-        // The state file goes first, so that a half-removed directory is not listed.
+        // The name first (a name link always leads to a state), then the state file, so that a
+        // half-removed directory is not listed.
+        if let Ok(Some(state)) = read_state(&dir.join(STATE_FILE)) {
+            let link = self.root.join(NAMES_DIR).join(&state.name);
+            if fs::read_link(&link).is_ok_and(|target| target.as_os_str() == id) {
+                fs::remove_file(&link)
+                    .map_err(|e| anyhow!("cannot remove {}: {}", link.display(), describe(&e)))?;
+            }
+        }
         match fs::remove_file(dir.join(STATE_FILE)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -366,20 +430,18 @@ const NOUNS: [&str; 16] = [
     "raven", "stoat", "tapir", "vole", "wombat", "yak",
 ];
 
-/// A free `adjective_noun` name, with a number appended once the plain pairs run out.
-fn generate_name(taken: impl Fn(&str) -> bool) -> String {
+/// `adjective_noun` names from a time-seeded start, with a number appended once the plain
+/// pairs run out: endless.
+fn name_candidates() -> impl Iterator<Item = String> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let pairs = ADJECTIVES.len() * NOUNS.len();
-    (0..)
-        .map(|n: usize| {
-            let i = (seed as usize).wrapping_add(n) % pairs;
-            let base = format!("{}_{}", ADJECTIVES[i / NOUNS.len()], NOUNS[i % NOUNS.len()]);
-            if n < pairs { base } else { format!("{base}{}", n / pairs) }
-        })
-        .find(|name| !taken(name))
-        .expect("the names are endless")
+    (0..).map(move |n: usize| {
+        let i = (seed as usize).wrapping_add(n) % pairs;
+        let base = format!("{}_{}", ADJECTIVES[i / NOUNS.len()], NOUNS[i % NOUNS.len()]);
+        if n < pairs { base } else { format!("{base}{}", n / pairs) }
+    })
 }
 
 #[cfg(test)]
@@ -431,12 +493,45 @@ mod tests {
     }
 
     #[test]
-    fn generated_names_avoid_taken_ones() {
-        let first = generate_name(|_| false);
-        let other = generate_name(|n| n == first);
-        assert_ne!(first, other);
-        let numbered = generate_name(|n| !n.chars().any(|c| c.is_ascii_digit()));
-        assert!(numbered.ends_with('1'), "{numbered}");
+    fn generated_names_are_distinct_and_endless() {
+        let names: Vec<String> =
+            name_candidates().take(ADJECTIVES.len() * NOUNS.len() + 1).collect();
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        assert!(names.last().unwrap().ends_with('1'), "{names:?}");
+    }
+
+    #[test]
+    fn concurrent_creates_never_share_a_name() {
+        let dir = scratch();
+        let store = Store::open(&dir).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let store = Store::open(&dir).unwrap();
+                    (
+                        store.create(Some("same"), ContainerState::for_test).is_ok(),
+                        store.create(None, ContainerState::for_test).unwrap().name,
+                    )
+                })
+            })
+            .collect();
+        let results: Vec<(bool, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().filter(|(won, _)| *won).count(),
+            1,
+            "exactly one claims \"same\""
+        );
+        let generated: std::collections::HashSet<&String> =
+            results.iter().map(|(_, n)| n).collect();
+        assert_eq!(generated.len(), 8, "generated names collide: {results:?}");
+        assert_eq!(store.list().unwrap().len(), 9);
+        let same = store.find("same").unwrap();
+        store.remove(&same.id).unwrap();
+        assert!(store.find("same").is_err());
+        store.create(Some("same"), ContainerState::for_test).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

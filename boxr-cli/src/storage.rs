@@ -1,6 +1,6 @@
 //! A container's storage directory (default `/var/lib/boxr/<id>`): its writable rootfs layer
 //! (`upper`, `work`, and the `merged` mount point of the overlay) and the log of a detached
-//! container. Removed with the container.
+//! container, and the files boxr generates for its `/etc` (`etc/`). Removed with the container.
 
 use crate::config::Config;
 use crate::errno::describe;
@@ -58,6 +58,22 @@ pub fn prepare(dir: &Path, config: &Config) -> Result<RootfsLayer> {
     mkdir(&work, 0o700, false)?;
     mkdir(&merged, 0o700, false)?;
     Ok(RootfsLayer::Overlay { upper, work, merged })
+}
+
+/// Writes a file boxr generates for the container (its `/etc/hosts`, …, given as `destination`)
+/// into `<dir>/etc/`, mode 0644, and returns its path there: bound into the container, the
+/// rootfs's own file is never written.
+pub fn write_generated(dir: &Path, destination: &str, contents: &str) -> Result<PathBuf> {
+    let etc = dir.join("etc");
+    if !etc.is_dir() {
+        mkdir(&etc, 0o755, false)?;
+    }
+    let name = destination.rsplit('/').next().unwrap_or(destination);
+    let path = etc.join(name);
+    fs::write(&path, contents)
+        .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(0o644)))
+        .map_err(|e| anyhow!("cannot write {}: {}", path.display(), describe(&e)))?;
+    Ok(path)
 }
 
 /// Deletes a container's storage directory; a missing one is fine.

@@ -160,10 +160,11 @@ impl Containers {
         self.boxr().arg("exec").args(flags).arg(name).command(&["/bin/sh", "-c", script]).output()
     }
 
-    /// The container directories under the state root (its lock file aside).
+    /// The container directories under the state root (the `names` index aside).
     pub fn state_dirs(&self) -> Vec<String> {
         let root = self.dirs.root();
-        entries(&root).into_iter().filter(|n| root.join(n).is_dir()).collect()
+        let is_id = |n: &String| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
+        entries(&root).into_iter().filter(|n| is_id(n) && root.join(n).is_dir()).collect()
     }
 
     /// The entries of the storage dir.
@@ -171,10 +172,11 @@ impl Containers {
         entries(&self.dirs.storage())
     }
 
-    /// Asserts that nothing of any container is left: no state dir, no storage dir.
+    /// Asserts that nothing of any container is left: no state dir, no name, no storage dir.
     #[track_caller]
     pub fn assert_nothing_left(&self) {
         assert_eq!(self.state_dirs(), Vec::<String>::new(), "state dirs left");
+        assert_eq!(entries(&self.dirs.root().join("names")), Vec::<String>::new(), "names left");
         assert_eq!(self.storage_dirs(), Vec::<String>::new(), "storage dirs left");
     }
 }
