@@ -3,10 +3,13 @@
 //! One module per task; this file parses the command line, dispatches, and holds the few helpers
 //! the tasks share (the workspace root, running commands, temporary directories).
 
+mod apt;
+mod bench;
 mod build_bins;
 mod busybox;
 mod rootfs;
 mod test;
+mod vm_test;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -54,6 +57,13 @@ enum Task {
         #[arg(last = true, value_name = "TEST_ARGS")]
         test_args: Vec<OsString>,
     },
+    /// Run the integration tests inside a VM (qemu; KVM or TCG) on a pure cgroup-v2 kernel.
+    ///
+    /// Needs no root: Debian's kernel is fetched with apt-get download (not installed) and
+    /// cached in target/vm. Arguments after `--` go to every test binary.
+    VmTest(vm_test::Args),
+    /// Measure boxr against runc, crun, bwrap and the bare kernel; writes docs/benchmarks.md.
+    Bench(bench::Args),
     /// Build everything (release), build the rootfs, then run configs/hello.toml.
     Demo {
         #[command(flatten)]
@@ -80,19 +90,22 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Test { source, cargo_args, test_args } => {
             test::run(&source, &cargo_args, &test_args)?
         }
+        Task::VmTest(args) => return vm_test::run(&args),
+        Task::Bench(args) => bench::run(&args)?,
         Task::Demo { source } => return demo(&source),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cargo xtask demo`: release build, rootfs, then `boxr run --config configs/hello.toml`.
+/// `cargo xtask demo`: release build, rootfs, then `boxr run --rm --config configs/hello.toml`.
 fn demo(source: &busybox::Source) -> Result<ExitCode> {
     let bins = build_bins::build(true)?;
     rootfs::build(source, false)?;
     let config = Path::new("configs/hello.toml");
     ensure!(root().join(config).is_file(), "{} does not exist", root().join(config).display());
     let mut boxr = Command::new(bins.join("boxr"));
-    boxr.arg("run").arg("--config").arg(config).current_dir(root());
+    // --rm: the demo leaves no container behind.
+    boxr.args(["run", "--rm", "--config"]).arg(config).current_dir(root());
     step(&format!("running {}", show(&boxr)));
     let status = boxr.status().with_context(|| format!("cannot start {}", show(&boxr)))?;
     // Exit as the container did; a signal death becomes 128 + signal, as in a shell.
@@ -153,12 +166,23 @@ fn output(cmd: &mut Command) -> Result<String> {
 
 /// Whether `program` is an executable file in a directory of `$PATH`.
 fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    executable_in(std::env::split_paths(&path), program).is_some()
+}
+
+/// Where `program` is: in a directory of `$PATH`, or else in /usr/sbin or /sbin (which are not
+/// on the `$PATH` of ordinary users, but hold tools such as nft and runc).
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/sbin", "/sbin"].map(PathBuf::from);
+    executable_in(std::env::split_paths(&path).chain(sbin), program)
+}
+
+/// The first `dir/program` that is an executable file.
+fn executable_in(dirs: impl Iterator<Item = PathBuf>, program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    dirs.map(|dir| dir.join(program)).find(|path| {
+        fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
 }
 

@@ -6,6 +6,7 @@ use std::fs;
 
 use anyhow::{Context, Result, ensure};
 
+use crate::apt::{self, Tool};
 use crate::busybox::Source;
 use crate::{build_bins, cargo, root, rootfs, run_cmd, show, step};
 
@@ -20,6 +21,8 @@ pub fn run(source: &Source, cargo_args: &[OsString], test_args: &[OsString]) -> 
          run `cargo xtask test` as root"
     );
 
+    // The bridge-networking tests run nft (Debian's nftables), as boxr does.
+    apt::ensure_tools(&[Tool { program: "nft", package: "nftables" }])?;
     build_bins::build(false)?;
     rootfs::build(source, false)?;
 
