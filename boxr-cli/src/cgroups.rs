@@ -11,7 +11,7 @@ use crate::resources::{CPU_PERIOD_US, Resources, Swap};
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -318,6 +318,16 @@ impl ContainerCgroup {
         dirs.sort();
         dirs.dedup();
         dirs
+    }
+
+    /// On cgroup v2, the container's directory opened for `CLONE_INTO_CGROUP`.
+    pub fn open_for_clone(&self) -> Result<Option<File>> {
+        let Some(dir) = self.dirs.get("unified").filter(|_| self.version == Version::V2) else {
+            return Ok(None);
+        };
+        File::open(dir)
+            .map(Some)
+            .map_err(|e| anyhow!("cannot open cgroup {}: {}", dir.display(), describe(&e)))
     }
 
     /// Moves process `pid` (and so its future children) into the cgroup.

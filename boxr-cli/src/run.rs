@@ -123,8 +123,12 @@ impl Drop for Registration<'_> {
 /// Starts the container's init, moved into the container's cgroup and given its network before
 /// it goes on.
 fn start(state: &ContainerState, init: &InitBinary, plan: &Plan) -> Result<Container> {
-    spawn::spawn(init, plan, |pid| {
-        if let Some(cgroup) = &state.cgroup {
+    let born_into = match &state.cgroup {
+        Some(cgroup) => cgroup.open_for_clone()?,
+        None => None,
+    };
+    spawn::spawn(init, plan, born_into.as_ref().map(AsFd::as_fd), |pid| {
+        if let Some(cgroup) = state.cgroup.as_ref().filter(|_| born_into.is_none()) {
             cgroup.add(pid.as_raw_nonzero().get())?;
         }
         network::attach(state, pid)

@@ -20,6 +20,10 @@ use std::ffi::CStr;
 use std::fs::{self, File};
 use std::path::PathBuf;
 
+/// clone3's flag for a child born into a cgroup (`CLONE_INTO_CGROUP`, a 64-bit flag that libc's
+/// `c_int` constant cannot hold).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// The one-byte message that tells the cloned child its user namespace's id maps are written.
 const MAPS_WRITTEN: u8 = 1;
 
@@ -127,11 +131,14 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Clones boxr-init into the plan's namespaces, runs `before_start` with its pid (the place for
-/// setup the init must find done: its cgroup), and hands it the plan.
+/// Clones boxr-init into the plan's namespaces — born into the cgroup v2 directory
+/// `into_cgroup` if given (`CLONE_INTO_CGROUP`: no later move, which on a busy host waits for
+/// an RCU grace period) —, runs `before_start` with its pid (the place for setup the init must
+/// find done: its cgroup on v1, its network), and hands it the plan.
 pub fn spawn(
     init: &InitBinary,
     plan: &Plan,
+    into_cgroup: Option<BorrowedFd<'_>>,
     before_start: impl FnOnce(Pid) -> Result<()>,
 ) -> Result<Container> {
     let bytes = plan.encode().context("cannot encode the plan")?;
@@ -149,9 +156,12 @@ pub fn spawn(
 
     let mut pidfd: libc::c_int = -1;
     let args = CloneArgs {
-        flags: plan.clone_flags | libc::CLONE_PIDFD as u64,
+        flags: plan.clone_flags
+            | libc::CLONE_PIDFD as u64
+            | into_cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         pidfd: &raw mut pidfd as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: into_cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
     // SAFETY: clone3 without CLONE_VM duplicates this single-threaded process like fork; `args`

@@ -20,7 +20,7 @@ use crate::busybox::{Busybox, Source};
 use crate::{output, remove_dir_if_exists, root, step};
 
 /// Bump when the tree built here changes, so that existing rootfs are rebuilt.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 /// Where busybox lives inside the rootfs; every applet is a symlink to it.
 const BUSYBOX: &str = "bin/busybox";
@@ -129,6 +129,10 @@ fn populate(dir: &Path, busybox: &Busybox) -> Result<usize> {
     write_file(&dir.join("etc/passwd"), passwd(USERS).as_bytes(), 0o644)?;
     write_file(&dir.join("etc/group"), group(GROUPS).as_bytes(), 0o644)?;
     write_file(&dir.join("etc/hosts"), HOSTS.as_bytes(), 0o644)?;
+    // Mount points for the files boxr generates per container (bound over them), so that a
+    // container using this directory directly never has to create them in it.
+    write_file(&dir.join("etc/hostname"), b"localhost\n", 0o644)?;
+    write_file(&dir.join("etc/resolv.conf"), b"", 0o644)?;
     Ok(applets.len())
 }
 
