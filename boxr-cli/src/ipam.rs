@@ -9,15 +9,14 @@
 
 use crate::errno::describe;
 use crate::ports::PortMapping;
-use crate::state::{self, Lock};
+use crate::state::{self, Lock, write_json_atomically};
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// An IPv4 network in CIDR form, host bits zero.
@@ -229,20 +228,7 @@ impl Networks {
 
     /// Writes a network's file atomically.
     pub fn save(&self, network: &BridgeNetwork) -> Result<()> {
-        let path = self.file(&network.bridge);
-        let tmp = self.dir.join(format!("{}.json.tmp", network.bridge));
-        let json = serde_json::to_vec_pretty(network)?;
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&json)?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| anyhow!("cannot write {}: {}", path.display(), describe(&e)))
+        write_json_atomically(&self.file(&network.bridge), network)
     }
 
     /// Deletes a network's file; a missing one is fine.

@@ -8,7 +8,7 @@ use crate::config::Namespace;
 use crate::errno::describe;
 use crate::network::Attachment;
 use crate::time::Timestamp;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -343,22 +343,7 @@ impl Store {
 
     /// Writes a state atomically.
     fn write(&self, state: &ContainerState) -> Result<()> {
-        let dir = self.dir(&state.id);
-        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-        let path = dir.join(STATE_FILE);
-        let json =
-            serde_json::to_vec_pretty(state).context("cannot serialise the container state")?;
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&json)?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| anyhow!("cannot write {}: {}", path.display(), describe(&e)))
+        write_json_atomically(&self.dir(&state.id).join(STATE_FILE), state)
     }
 
     /// Deletes a container's state directory (the caller holds its lock).
@@ -381,6 +366,22 @@ impl Store {
         fs::remove_dir_all(&dir)
             .map_err(|e| anyhow!("cannot remove {}: {}", dir.display(), describe(&e)))
     }
+}
+
+/// Writes `value` as JSON to `path` (mode 0600) so that readers see the old or the new file,
+/// never a torn one: into `<path>.tmp`, then renamed over `path`.
+pub(crate) fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| anyhow!("cannot serialise {}: {e}", path.display()))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f =
+            OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+        f.write_all(&json)?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| anyhow!("cannot write {}: {}", path.display(), describe(&e)))
 }
 
 fn read_state(path: &Path) -> Result<Option<ContainerState>> {

@@ -13,6 +13,12 @@ impl Timestamp {
         Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
     }
 
+    /// The UTC date, `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        let (y, m, d) = civil_from_days((self.0.as_secs() / 86_400) as i64);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
     /// How long ago, for `boxr ps`: "12 seconds ago", "3 minutes ago", "2 days ago".
     pub fn age(&self) -> String {
         let secs = Timestamp::now().0.saturating_sub(self.0).as_secs();
@@ -121,6 +127,8 @@ mod tests {
         );
         assert!("2026-13-01T00:00:00.000000000Z".parse::<Timestamp>().is_err());
         assert!("yesterday".parse::<Timestamp>().is_err());
+        assert_eq!(t.date(), "2026-11-28");
+        assert_eq!(Timestamp(Duration::from_secs(11_016 * 86_400)).date(), "2000-02-29");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::json;
@@ -323,10 +323,8 @@ fn machine() -> Result<Machine> {
         .lines()
         .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
         .unwrap_or_else(|| "unknown OS".into());
-    let days = SystemTime::now().duration_since(UNIX_EPOCH).context("clock before 1970")?;
-    let days = i64::try_from(days.as_secs() / 86_400).context("clock out of range")?;
     Ok(Machine {
-        date: report::date(days),
+        date: boxr_cli::time::Timestamp::now().date(),
         description: format!(
             "{cpu}, {cpus} CPUs, {:.0} GiB RAM; Linux {}; {os}",
             mem_kb as f64 / 1_048_576.0,

@@ -211,7 +211,16 @@ impl Drop for TempDir {
 
 /// Removes a directory tree if it exists.
 fn remove_dir_if_exists(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
+    missing_is_fine(fs::remove_dir_all(path), path)
+}
+
+/// Removes a file if it exists.
+fn remove_file_if_exists(path: &Path) -> Result<()> {
+    missing_is_fine(fs::remove_file(path), path)
+}
+
+fn missing_is_fine(removed: std::io::Result<()>, path: &Path) -> Result<()> {
+    match removed {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
             Err(err).with_context(|| format!("cannot remove {}", path.display()))
         }

@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::busybox::{Busybox, Source};
-use crate::{output, remove_dir_if_exists, root, step};
+use crate::{output, remove_dir_if_exists, remove_file_if_exists, root, step};
 
 /// Bump when the tree built here changes, so that existing rootfs are rebuilt.
 const LAYOUT: u32 = 2;
@@ -279,15 +279,6 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 fn rename(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to)
         .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
-}
-
-fn remove_file_if_exists(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

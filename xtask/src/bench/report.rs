@@ -1,6 +1,5 @@
-//! The pure parts of the benchmark report: statistics, number formats, Markdown tables, dates.
+//! The pure parts of the benchmark report: statistics, number formats, Markdown tables.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Column alignment in a Markdown table.
@@ -88,23 +87,6 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// The civil date (UTC) `days` days after 1970-01-01, as `YYYY-MM-DD` (Howard Hinnant's
-/// days-to-civil algorithm).
-pub fn date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut out = String::new();
-    let _ = write!(out, "{year:04}-{month:02}-{day:02}");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,14 +127,5 @@ mod tests {
         assert_eq!(ratio(Duration::from_millis(3), Duration::ZERO), "–");
         assert_eq!(size(8_392), "8.4 KB");
         assert_eq!(size(8_752_456), "8.8 MB");
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(11_016), "2000-02-29");
-        assert_eq!(date(19_782), "2024-02-29");
-        assert_eq!(date(20_605), "2026-06-01");
-        assert_eq!(date(-1), "1969-12-31");
     }
 }
