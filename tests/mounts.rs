@@ -3,7 +3,7 @@
 
 use boxr_tests::{Boxr, Config, Mount, Scratch, container_mounts};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A scratch dir holding a private rootfs and a host dir `data/` with `in.txt` ("from-host").
 struct Setup {
@@ -40,6 +40,28 @@ const BOXR_MOUNTS: [&str; 9] = [
     "/etc/hosts",
 ];
 
+/// The default masked and read-only paths this kernel has: each is a mount of its own.
+fn kernel_paths() -> impl Iterator<Item = &'static str> {
+    const DEFAULTS: [&str; 15] = [
+        "/proc/acpi",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ];
+    DEFAULTS.into_iter().filter(|p| Path::new(p).exists())
+}
+
 #[test]
 fn mount_table_holds_only_the_containers_mounts() {
     let s = Setup::new("mount-table");
@@ -48,7 +70,7 @@ fn mount_table_holds_only_the_containers_mounts() {
     let mut points: Vec<&str> = mounts.iter().map(|m| m.mount_point.as_str()).collect();
     points.sort();
     let mut expected: Vec<&str> =
-        BOXR_MOUNTS.iter().copied().chain(["/data", "/scratch"]).collect();
+        BOXR_MOUNTS.iter().copied().chain(["/data", "/scratch"]).chain(kernel_paths()).collect();
     expected.sort();
     // The old root (and every host mount under it) must be gone after pivot_root.
     assert_eq!(points, expected, "{mounts:#?}");

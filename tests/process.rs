@@ -43,8 +43,9 @@ fn hostname_flag_overrides_the_config() {
 fn hostname_changed_inside_stays_inside() {
     let host = HostHostname::save();
     let name = format!("changed-{}", unique());
-    let out =
-        run(&Config::new(), &["--", "/bin/sh", "-c", &format!("hostname {name} && hostname")]);
+    // sethostname needs CAP_SYS_ADMIN, which the default set lacks.
+    let config = Config::new().process("cap_add", "[\"SYS_ADMIN\"]");
+    let out = run(&config, &["--", "/bin/sh", "-c", &format!("hostname {name} && hostname")]);
     host.assert_unchanged();
     assert_eq!(out, format!("{name}\n"));
 }

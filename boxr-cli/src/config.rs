@@ -8,8 +8,10 @@ use crate::network::{self, Mode};
 use crate::paths;
 use crate::ports::{self, PortMapping};
 use crate::resources::{self, Field, RawResources, Resources};
+use crate::security::{self, Available, CapName, LimitsAllowed};
+use crate::users::{self, User};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::ops::Range;
@@ -51,6 +53,24 @@ const DEFAULT_CGROUP_PARENT: &str = "/boxr";
 
 const DEFAULT_NAMESPACES: [Namespace; 5] =
     [Namespace::Pid, Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Net];
+/// What the workload must not see (runc's defaults): kernel memory, keys, timers, hardware and
+/// firmware interfaces. Missing ones are skipped.
+pub const DEFAULT_MASKED_PATHS: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+/// What the workload may read but not write (runc's defaults): the kernel's tunables and
+/// triggers. Missing ones are skipped.
+pub const DEFAULT_READONLY_PATHS: [&str; 5] =
+    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A checked config: paths are absolute and exist, names are valid.
@@ -68,11 +88,19 @@ pub struct Config {
     pub copy_on_write: bool,
     pub process: Process,
     pub mounts: Vec<Mount>,
+    /// Container paths hidden from the workload ([`DEFAULT_MASKED_PATHS`] unless the config
+    /// sets `masked_paths`): absolute, normalised, distinct.
+    pub masked_paths: Vec<String>,
+    /// Container paths made read-only ([`DEFAULT_READONLY_PATHS`] unless the config sets
+    /// `readonly_paths`): absolute, normalised, distinct.
+    pub readonly_paths: Vec<String>,
     /// The cgroup the container's cgroup is created in: absolute from each hierarchy's root,
     /// or relative to boxr's own cgroup.
     pub cgroup_parent: String,
     pub resources: Resources,
     pub network: network::Settings,
+    /// Kernel parameters of the container's namespaces to set: (dotted key, value), sorted.
+    pub sysctls: Vec<(String, String)>,
 }
 
 impl Config {
@@ -88,6 +116,22 @@ pub struct Process {
     pub env: Vec<String>,
     /// Absolute and normalised.
     pub cwd: String,
+    /// The workload's capabilities (bit N is capability N): docker's default with `cap_add`
+    /// and `cap_drop` applied.
+    pub capabilities: u64,
+    /// The capabilities `cap_add` names (`ALL`: every available one): a non-root user gets
+    /// these as ambient capabilities.
+    pub added_capabilities: u64,
+    /// Run with `no_new_privs` (the default): no exec can grant more privileges.
+    pub no_new_privileges: bool,
+    /// Who the workload runs as (root unless `user` says otherwise).
+    pub user: User,
+    /// Confine the workload's syscalls with docker's default seccomp profile (the default).
+    pub seccomp: bool,
+    /// Resource limits to set, each resource once, checked against boxr's own.
+    pub rlimits: Vec<boxr_plan::Rlimit>,
+    /// The workload's `oom_score_adj`, if set.
+    pub oom_score_adj: Option<i16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +210,29 @@ struct RawConfig {
     process: Option<Spanned<RawProcess>>,
     #[serde(default)]
     mounts: Vec<RawMount>,
+    masked_paths: Option<Vec<Spanned<String>>>,
+    readonly_paths: Option<Vec<Spanned<String>>>,
     cgroup_parent: Option<Spanned<String>>,
     resources: Option<RawResourceTable>,
     network: Option<Spanned<RawNetwork>>,
+    #[serde(default)]
+    sysctls: BTreeMap<Spanned<String>, Spanned<RawScalar>>,
+}
+
+/// A value given as a number or a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawScalar {
+    Int(i64),
+    Text(String),
+}
+
+/// A `[process.rlimits]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRlimit {
+    soft: Spanned<RawScalar>,
+    hard: Spanned<RawScalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -199,6 +263,39 @@ struct RawProcess {
     #[serde(default)]
     env: Vec<Spanned<String>>,
     cwd: Option<Spanned<String>>,
+    #[serde(default)]
+    cap_add: Vec<Spanned<String>>,
+    #[serde(default)]
+    cap_drop: Vec<Spanned<String>>,
+    #[serde(default = "yes")]
+    no_new_privileges: bool,
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    additional_gids: Vec<Spanned<u32>>,
+    #[serde(default)]
+    rlimits: BTreeMap<Spanned<String>, Spanned<RawRlimit>>,
+    oom_score_adj: Option<Spanned<i64>>,
+    #[serde(default = "yes")]
+    seccomp: bool,
+}
+
+impl Default for RawProcess {
+    /// No `[process]` table: serde's defaults.
+    fn default() -> Self {
+        RawProcess {
+            args: None,
+            env: Vec::new(),
+            cwd: None,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            no_new_privileges: true,
+            user: None,
+            additional_gids: Vec::new(),
+            rlimits: BTreeMap::new(),
+            oom_score_adj: None,
+            seccomp: true,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -287,7 +384,9 @@ impl Checker<'_> {
         let mut namespaces = self.namespaces(raw.namespaces)?;
         let network = self.network(raw.network, overrides, &mut namespaces, explicit_namespaces)?;
         let hostname = self.hostname(raw.hostname, overrides.hostname.as_deref(), &namespaces)?;
-        let process = self.process(raw.process, overrides, hostname.as_deref())?;
+        let process =
+            self.process(raw.process, overrides, hostname.as_deref(), &rootfs, &namespaces)?;
+        let sysctls = self.sysctls(raw.sysctls, &namespaces, hostname.as_deref())?;
         let mut seen = HashSet::new();
         let mut mounts = Vec::with_capacity(raw.mounts.len());
         for m in raw.mounts {
@@ -313,9 +412,20 @@ impl Checker<'_> {
             copy_on_write: raw.copy_on_write,
             process,
             mounts,
+            masked_paths: self.kernel_paths(
+                raw.masked_paths,
+                &DEFAULT_MASKED_PATHS,
+                "masked_paths",
+            )?,
+            readonly_paths: self.kernel_paths(
+                raw.readonly_paths,
+                &DEFAULT_READONLY_PATHS,
+                "readonly_paths",
+            )?,
             cgroup_parent: self.cgroup_parent(raw.cgroup_parent)?,
             resources: self.resources(raw.resources.unwrap_or_default(), &overrides.resources)?,
             network,
+            sysctls,
         })
     }
 
@@ -442,6 +552,30 @@ impl Checker<'_> {
             ports.clear();
         }
         Ok(network::Settings { mode, bridge, subnet, ports })
+    }
+
+    /// `masked_paths` or `readonly_paths`: `defaults` when absent, else the given container
+    /// paths (an empty list relaxes them all).
+    fn kernel_paths(
+        &self,
+        raw: Option<Vec<Spanned<String>>>,
+        defaults: &[&str],
+        key: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let Some(raw) = raw else { return Ok(defaults.iter().map(|p| p.to_string()).collect()) };
+        let mut paths: Vec<String> = Vec::with_capacity(raw.len());
+        for entry in raw {
+            let span = entry.span();
+            let given = self.no_nul(entry, key)?;
+            let path = paths::normalize(&given)
+                .and_then(|p| if p == "/" { Err("must not be / itself".into()) } else { Ok(p) })
+                .map_err(|m| self.src.error(span.clone(), format!("{key}: {given:?} {m}")))?;
+            if paths.contains(&path) {
+                return Err(self.src.error(span, format!("{key}: {path} is listed twice")));
+            }
+            paths.push(path);
+        }
+        Ok(paths)
     }
 
     fn cgroup_parent(&self, raw: Option<Spanned<String>>) -> Result<String, ConfigError> {
@@ -623,18 +757,17 @@ impl Checker<'_> {
         raw: Option<Spanned<RawProcess>>,
         overrides: &Overrides,
         hostname: Option<&str>,
+        rootfs: &Path,
+        namespaces: &[Namespace],
     ) -> Result<Process, ConfigError> {
-        let file_start = 0..0;
         let (span, raw) = match raw {
-            Some(p) => (p.span(), Some(p.into_inner())),
-            None => (file_start, None),
+            Some(p) => (p.span(), p.into_inner()),
+            None => (0..0, RawProcess::default()),
         };
-        let (raw_args, raw_env, raw_cwd) = match raw {
-            Some(p) => (p.args, p.env, p.cwd),
-            None => (None, Vec::new(), None),
-        };
+        let user_namespace = namespaces.contains(&Namespace::User);
+        let user = self.user(raw.user, &raw.additional_gids, rootfs, user_namespace)?;
         let args = if overrides.args.is_empty() {
-            let Some(raw_args) = raw_args.filter(|a| !a.get_ref().is_empty()) else {
+            let Some(raw_args) = raw.args.filter(|a| !a.get_ref().is_empty()) else {
                 return Err(self.src.error(
                     span,
                     "process.args is missing or empty: give the command to run (or pass it after `--`)",
@@ -652,7 +785,7 @@ impl Checker<'_> {
             overrides.args.clone()
         };
         let mut env = Vec::new();
-        for entry in raw_env {
+        for entry in raw.env {
             let span = entry.span();
             let entry = self.no_nul(entry, "process.env")?;
             check_env_entry(&entry)
@@ -673,7 +806,7 @@ impl Checker<'_> {
             set_env(&mut env, entry);
         }
         for (key, default) in
-            [("PATH", DEFAULT_PATH.to_string()), ("HOME", "HOME=/root".to_string())]
+            [("PATH", DEFAULT_PATH.to_string()), ("HOME", format!("HOME={}", user.home))]
                 .into_iter()
                 .chain(hostname.map(|h| ("HOSTNAME", format!("HOSTNAME={h}"))))
         {
@@ -681,7 +814,7 @@ impl Checker<'_> {
                 env.push(default);
             }
         }
-        let cwd = match raw_cwd {
+        let cwd = match raw.cwd {
             Some(cwd) => {
                 let span = cwd.span();
                 let cwd = self.no_nul(cwd, "process.cwd")?;
@@ -690,7 +823,159 @@ impl Checker<'_> {
             }
             None => "/".to_string(),
         };
-        Ok(Process { args, env, cwd })
+        let available = Available::detect(user_namespace);
+        let (capabilities, added_capabilities) =
+            self.capabilities(&raw.cap_add, &raw.cap_drop, available)?;
+        let allowed = LimitsAllowed::detect(user_namespace);
+        let rlimits = self.rlimits(&raw.rlimits, &allowed)?;
+        let oom_score_adj = match &raw.oom_score_adj {
+            Some(v) => Some(
+                security::check_oom_score_adj(*v.get_ref(), &allowed)
+                    .map_err(|m| self.src.error(v.span(), format!("process.oom_score_adj: {m}")))?,
+            ),
+            None => None,
+        };
+        Ok(Process {
+            args,
+            env,
+            cwd,
+            capabilities,
+            added_capabilities,
+            no_new_privileges: raw.no_new_privileges,
+            user,
+            seccomp: raw.seccomp,
+            rlimits,
+            oom_score_adj,
+        })
+    }
+
+    /// `[process.rlimits]`: `NAME = { soft = N, hard = N }`, -1 or "unlimited" for no limit.
+    fn rlimits(
+        &self,
+        raw: &BTreeMap<Spanned<String>, Spanned<RawRlimit>>,
+        allowed: &LimitsAllowed,
+    ) -> Result<Vec<boxr_plan::Rlimit>, ConfigError> {
+        let mut limits: Vec<boxr_plan::Rlimit> = Vec::new();
+        for (name, entry) in raw {
+            let at = |span, m: String| {
+                self.src.error(span, format!("process.rlimits.{}: {m}", name.get_ref()))
+            };
+            let resource = security::rlimit_resource(name.get_ref())
+                .map_err(|m| self.src.error(name.span(), format!("process.rlimits: {m}")))?;
+            if limits.iter().any(|l| l.resource == resource) {
+                return Err(at(name.span(), "this limit is given twice".into()));
+            }
+            let value = |v: &Spanned<RawScalar>| match v.get_ref() {
+                RawScalar::Int(-1) => Ok(boxr_plan::RLIM_INFINITY),
+                RawScalar::Int(n) => u64::try_from(*n).map_err(|_| {
+                    at(v.span(), format!("{n} is not a limit (-1 or \"unlimited\" for none)"))
+                }),
+                RawScalar::Text(t) if t == "unlimited" => Ok(boxr_plan::RLIM_INFINITY),
+                RawScalar::Text(t) => Err(at(
+                    v.span(),
+                    format!("{t:?} is not a limit: give a number, or -1 or \"unlimited\""),
+                )),
+            };
+            let entry = entry.get_ref();
+            let limit = boxr_plan::Rlimit {
+                resource,
+                soft: value(&entry.soft)?,
+                hard: value(&entry.hard)?,
+            };
+            security::check_rlimit(limit, allowed).map_err(|m| at(entry.hard.span(), m))?;
+            limits.push(limit);
+        }
+        Ok(limits)
+    }
+
+    /// `[sysctls]`: kernel parameters of the container's own namespaces.
+    fn sysctls(
+        &self,
+        raw: BTreeMap<Spanned<String>, Spanned<RawScalar>>,
+        namespaces: &[Namespace],
+        hostname: Option<&str>,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut sysctls = Vec::with_capacity(raw.len());
+        for (key, value) in raw {
+            let text = match value.get_ref() {
+                RawScalar::Int(n) => n.to_string(),
+                RawScalar::Text(t) => t.clone(),
+            };
+            let err = |m: String| self.src.error(key.span(), format!("sysctls: {m}"));
+            security::check_sysctl(key.get_ref(), &text, namespaces).map_err(err)?;
+            if key.get_ref() == "kernel.hostname" && hostname.is_some() {
+                return Err(err(
+                    "kernel.hostname and hostname both set the hostname: keep one".into()
+                ));
+            }
+            sysctls.push((key.into_inner(), text));
+        }
+        Ok(sysctls)
+    }
+
+    /// `process.user` and `process.additional_gids`, resolved in the rootfs's /etc files. In a
+    /// user namespace only root is mapped, and `setgroups` is denied.
+    fn user(
+        &self,
+        spec: Option<Spanned<String>>,
+        additional: &[Spanned<u32>],
+        rootfs: &Path,
+        user_namespace: bool,
+    ) -> Result<User, ConfigError> {
+        let at = spec.as_ref().map_or(0..0, Spanned::span);
+        let err = |m: String| self.src.error(at.clone(), format!("process.user: {m}"));
+        let read = |path| users::read_in_rootfs(rootfs, path).map_err(&err);
+        let passwd = users::parse_passwd(&read("etc/passwd")?.unwrap_or_default());
+        let group = users::parse_group(&read("etc/group")?.unwrap_or_default());
+        let gids: Vec<u32> = additional.iter().map(|g| *g.get_ref()).collect();
+        let user =
+            users::resolve(spec.as_ref().map(|s| s.get_ref().as_str()), &gids, &passwd, &group)
+                .map_err(&err)?;
+        if user_namespace {
+            if let Some(gid) = additional.first() {
+                return Err(self.src.error(
+                    gid.span(),
+                    "process.additional_gids: a container with the \"user\" namespace cannot have supplementary groups (setgroups is denied there)",
+                ));
+            }
+            if (user.uid, user.gid) != (0, 0) {
+                return Err(err(format!(
+                    "{}:{} is not mapped in the \"user\" namespace, where only root (0:0) is",
+                    user.uid, user.gid
+                )));
+            }
+        }
+        Ok(user)
+    }
+
+    /// `process.cap_add` and `process.cap_drop` over docker's default set.
+    fn capabilities(
+        &self,
+        cap_add: &[Spanned<String>],
+        cap_drop: &[Spanned<String>],
+        available: Available,
+    ) -> Result<(u64, u64), ConfigError> {
+        let names = |list: &[Spanned<String>], key: &str| {
+            list.iter()
+                .map(|n| {
+                    CapName::parse(n.get_ref())
+                        .map_err(|m| self.src.error(n.span(), format!("process.{key}: {m}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let (add, drop) = (names(cap_add, "cap_add")?, names(cap_drop, "cap_drop")?);
+        let set = security::capability_set(&add, &drop, available).map_err(|missing| {
+            let at = add.iter().position(|c| *c == CapName::One(missing)).unwrap_or(0);
+            self.src.error(
+                cap_add[at].span(),
+                format!(
+                    "process.cap_add: boxr itself lacks CAP_{} (it is not in its bounding set), so no container it starts can have it",
+                    security::cap_name(missing)
+                ),
+            )
+        })?;
+        let added = security::capability_set(&add, &[CapName::All], available).unwrap_or(0);
+        Ok((set, added))
     }
 
     fn mount(&self, m: RawMount, rootfs: &Path) -> Result<Mount, ConfigError> {

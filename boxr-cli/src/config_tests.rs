@@ -119,8 +119,8 @@ fn unknown_key_is_reported_with_position() {
     let s = Scratch::new();
     let e = s.err("rootfs = \"rootfs\"\nbogus = 1\n[process]\nargs = [\"/bin/true\"]\n");
     assert!(e.starts_with("2:1: unknown field `bogus`"), "{e}");
-    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/true\"]\nuser = \"x\"\n");
-    assert!(e.starts_with("4:1: unknown field `user`"), "{e}");
+    let e = s.err("rootfs = \"rootfs\"\n[process]\nargs = [\"/bin/true\"]\nusr = \"x\"\n");
+    assert!(e.starts_with("4:1: unknown field `usr`"), "{e}");
 }
 
 #[test]
@@ -511,4 +511,108 @@ fn web_toml_asks_for_bridge_mode_publishing_8080() {
     assert_eq!(ports, ["8080:80/tcp"]);
     assert!(c.has(Namespace::Net));
     assert_eq!(c.process.args[..3], ["httpd", "-f", "-v"]);
+}
+
+#[test]
+fn masked_and_readonly_paths_default_to_runcs_and_can_be_replaced() {
+    let s = Scratch::new();
+    let c = s.parse(MINIMAL).unwrap();
+    assert_eq!(c.masked_paths, DEFAULT_MASKED_PATHS);
+    assert_eq!(c.readonly_paths, DEFAULT_READONLY_PATHS);
+    let c = s
+        .parse(&format!(
+            "masked_paths = [\"/proc//kcore/\", \"/srv/secret\"]\nreadonly_paths = []\n{MINIMAL}"
+        ))
+        .unwrap();
+    assert_eq!(c.masked_paths, ["/proc/kcore", "/srv/secret"]);
+    assert!(c.readonly_paths.is_empty());
+}
+
+#[test]
+fn masked_and_readonly_paths_are_checked() {
+    let s = Scratch::new();
+    let e = s.err(&format!("masked_paths = [\"proc/kcore\"]\n{MINIMAL}"));
+    assert!(e.starts_with("1:17: masked_paths: \"proc/kcore\" must be an absolute path"), "{e}");
+    let e = s.err(&format!("readonly_paths = [\"/proc/../etc\"]\n{MINIMAL}"));
+    assert!(e.starts_with("1:19: readonly_paths: \"/proc/../etc\" must not contain '..'"), "{e}");
+    let e = s.err(&format!("readonly_paths = [\"/\"]\n{MINIMAL}"));
+    assert!(e.contains("must not be / itself"), "{e}");
+    let e = s.err(&format!("masked_paths = [\"/proc/keys\", \"/proc/./keys\"]\n{MINIMAL}"));
+    assert!(e.starts_with("1:31: masked_paths: /proc/keys is listed twice"), "{e}");
+}
+
+#[test]
+fn capabilities_start_from_dockers_default_and_bad_names_are_placed() {
+    let s = Scratch::new();
+    let c = s.parse(MINIMAL).unwrap();
+    assert_eq!(c.process.capabilities, 0xa80425fb);
+    assert_eq!(c.process.added_capabilities, 0);
+    assert!(c.process.no_new_privileges, "no_new_privileges is on by default");
+    let c = s.parse(&format!("{MINIMAL}no_new_privileges = false\n")).unwrap();
+    assert!(!c.process.no_new_privileges);
+    let c = s
+        .parse(&format!(
+            "{MINIMAL}cap_add = [\"CAP_NET_ADMIN\", \"sys_time\"]\ncap_drop = [\"Chown\"]\n"
+        ))
+        .unwrap();
+    assert_eq!(c.process.capabilities, (0xa80425fb | 1 << 12 | 1 << 25) & !1);
+    assert_eq!(c.process.added_capabilities, 1 << 12 | 1 << 25);
+    let e = s.err(&format!("{MINIMAL}cap_add = [\"NET_ADMIN\", \"BOGUS\"]\n"));
+    assert!(e.starts_with("4:25: process.cap_add: unknown capability \"BOGUS\""), "{e}");
+    let e = s.err(&format!("{MINIMAL}cap_drop = [\"CAP_\"]\n"));
+    assert!(e.starts_with("4:13: process.cap_drop: unknown capability"), "{e}");
+}
+
+#[test]
+fn user_is_resolved_in_the_rootfs() {
+    let s = Scratch::new();
+    fs::create_dir_all(s.0.join("rootfs/etc")).unwrap();
+    fs::write(
+        s.0.join("rootfs/etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nweb:x:1000:1000::/srv:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(s.0.join("rootfs/etc/group"), "web:x:1000:\nstaff:x:50:web\n").unwrap();
+    let c = s.parse(MINIMAL).unwrap();
+    assert_eq!((c.process.user.uid, c.process.user.gid), (0, 0));
+    let c = s.parse(&format!("{MINIMAL}user = \"web\"\nadditional_gids = [7]\n")).unwrap();
+    assert_eq!(
+        c.process.user,
+        User { uid: 1000, gid: 1000, groups: vec![50, 7], home: "/srv".into() }
+    );
+    assert!(c.process.env.contains(&"HOME=/srv".to_string()), "{:?}", c.process.env);
+    let c = s.parse(&format!("{MINIMAL}user = \"1000:50\"\nenv = [\"HOME=/h\"]\n")).unwrap();
+    assert_eq!((c.process.user.uid, c.process.user.gid), (1000, 50));
+    assert!(c.process.env.contains(&"HOME=/h".to_string()));
+    let e = s.err(&format!("{MINIMAL}user = \"ghost\"\n"));
+    assert!(e.starts_with("4:8: process.user: no user \"ghost\""), "{e}");
+    let e = s.err(&format!("{MINIMAL}additional_gids = [-1]\n"));
+    assert!(e.starts_with("4:20: "), "{e}");
+    let userns = "rootfs = \"rootfs\"\nnamespaces = [\"mount\", \"pid\", \"user\"]\n[process]\nargs = [\"/bin/true\"]\n";
+    let e = s.err(&format!("{userns}user = \"web\"\n"));
+    assert!(e.starts_with("5:8: process.user: 1000:1000 is not mapped"), "{e}");
+    let e = s.err(&format!("{userns}additional_gids = [7]\n"));
+    assert!(e.starts_with("5:20: process.additional_gids: a container with"), "{e}");
+}
+
+#[test]
+fn rlimits_oom_score_adj_and_sysctls_are_checked_in_place() {
+    let s = Scratch::new();
+    let c = s
+        .parse(&format!(
+            "{MINIMAL}oom_score_adj = 100\n[process.rlimits]\ncore = {{ soft = 0, hard = 20 }}\n[sysctls]\n\"net.core.somaxconn\" = 1024\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sysctls, [("net.core.somaxconn".to_string(), "1024".to_string())]);
+    assert_eq!(c.process.oom_score_adj, Some(100));
+    assert_eq!(c.process.rlimits, [boxr_plan::Rlimit { resource: 4, soft: 0, hard: 20 }]);
+    let e = s.err(&format!("{MINIMAL}[process.rlimits]\nfiles = {{ soft = 1, hard = 2 }}\n"));
+    assert!(e.starts_with("5:1: process.rlimits: unknown resource limit \"files\""), "{e}");
+    let e =
+        s.err(&format!("{MINIMAL}[process.rlimits]\nnofile = {{ soft = \"lots\", hard = 2 }}\n"));
+    assert!(e.starts_with("5:19: process.rlimits.nofile: \"lots\" is not a limit"), "{e}");
+    let e = s.err(&format!("{MINIMAL}[sysctls]\n\"kernel.panic\" = 1\n"));
+    assert!(e.starts_with("5:1: sysctls: kernel.panic is not namespaced"), "{e}");
+    let e = s.err(&format!("{MINIMAL}oom_score_adj = -1001\n"));
+    assert!(e.starts_with("4:17: process.oom_score_adj: -1001 is not between"), "{e}");
 }

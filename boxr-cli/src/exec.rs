@@ -135,6 +135,16 @@ fn fork_process(
                 // SAFETY: leaves the forked child without running boxr's exit handlers.
                 unsafe { libc::_exit(126) }
             }
+            // The workload's user, capabilities, limits and no_new_privs: last before the exec.
+            if let Some(Err((stage, e))) = state.security.as_ref().map(|s| s.apply()) {
+                eprintln!(
+                    "boxr: cannot set up the process in container {}: {stage}: {}",
+                    state.name,
+                    describe(&e)
+                );
+                // SAFETY: leaves the forked child without running boxr's exit handlers.
+                unsafe { libc::_exit(EXIT_BOXR_ERROR) }
+            }
             let err = cmd.exec();
             let (code, why) = match err.raw_os_error() {
                 Some(libc::ENOENT) if !program.contains('/') => {

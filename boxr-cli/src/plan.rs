@@ -3,7 +3,8 @@
 //! nodes or binds in a user namespace); the init only carries the steps out.
 
 use crate::config::{Config, MountKind, Namespace};
-use boxr_plan::{Step, flags, ms};
+use crate::{seccomp, security};
+use boxr_plan::{Groups, ProcessContext, Rlimits, Step, flags, ms};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -51,13 +52,24 @@ pub struct Plan {
     pub init_flags: u8,
     pub args: Vec<CString>,
     pub env: Vec<CString>,
+    /// The workload's security context.
+    pub context: ProcessContext,
+    /// The workload's seccomp filter; empty: none.
+    pub seccomp: Vec<seccomp::Instruction>,
     pub steps: Vec<Step<CString>>,
 }
 
 impl Plan {
     /// The wire form boxr-init reads.
     pub fn encode(&self) -> Result<Vec<u8>, boxr_plan::EncodeError> {
-        boxr_plan::encode(self.init_flags, &self.args, &self.env, &self.steps)
+        boxr_plan::encode(
+            self.init_flags,
+            &self.args,
+            &self.env,
+            &self.context,
+            &self.seccomp,
+            &self.steps,
+        )
     }
 }
 
@@ -129,6 +141,18 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
         });
     }
     b.steps.push(Step::PivotRoot);
+    // In the container's own /proc, before anything of it is made read-only.
+    b.steps.extend(
+        config
+            .sysctls
+            .iter()
+            .map(|(k, v)| Step::Sysctl { key: c(k.as_str()), value: c(v.as_str()) }),
+    );
+    // After the pivot: resolved in the container's own /proc and /sys, and masking files with
+    // its /dev/null as the mounts above left it.
+    b.steps.extend(config.masked_paths.iter().map(|p| Step::MaskPath { path: c(p.as_str()) }));
+    b.steps
+        .extend(config.readonly_paths.iter().map(|p| Step::ReadonlyPath { path: c(p.as_str()) }));
     if config.readonly_rootfs {
         b.steps.push(Step::RemountRootReadonly);
     }
@@ -147,7 +171,40 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
         init_flags: if config.has(Namespace::Pid) { 0 } else { flags::SUBREAPER },
         args: config.process.args.iter().map(|a| c(a.as_str())).collect(),
         env: config.process.env.iter().map(|e| c(e.as_str())).collect(),
+        context: process_context(config),
+        seccomp: seccomp_filter(config),
         steps: b.steps,
+    }
+}
+
+/// The workload's security context: its user and groups (supplementary groups are left alone
+/// in a user namespace, where setgroups is denied), the capability sets for that user,
+/// no_new_privs.
+pub fn process_context(config: &Config) -> ProcessContext {
+    let p = &config.process;
+    let user = &p.user;
+    ProcessContext {
+        capabilities: security::capability_sets(p.capabilities, user.uid, p.added_capabilities),
+        no_new_privs: p.no_new_privileges,
+        uid: user.uid,
+        gid: user.gid,
+        groups: if config.has(Namespace::User) {
+            None
+        } else {
+            // The config checker allows at most MAX_GROUPS.
+            Groups::new(&user.groups)
+        },
+        // The config checker allows each resource once, soft at most hard.
+        rlimits: Rlimits::new(&p.rlimits).unwrap_or_default(),
+        oom_score_adj: p.oom_score_adj,
+    }
+}
+
+/// docker's default seccomp profile for the workload's capabilities, unless `seccomp = false`.
+pub fn seccomp_filter(config: &Config) -> Vec<seccomp::Instruction> {
+    match config.process.seccomp {
+        true => seccomp::default_profile(config.process.capabilities),
+        false => Vec::new(),
     }
 }
 
@@ -279,7 +336,20 @@ mod tests {
                 args: vec!["/bin/sh".into()],
                 env: vec!["PATH=/bin".into()],
                 cwd: "/tmp".into(),
+                capabilities: 0xa80425fb,
+                added_capabilities: 0,
+                no_new_privileges: true,
+                user: crate::users::User {
+                    uid: 1000,
+                    gid: 100,
+                    groups: vec![10],
+                    home: "/home/u".into(),
+                },
+                seccomp: true,
+                rlimits: vec![boxr_plan::Rlimit { resource: 7, soft: 10, hard: 20 }],
+                oom_score_adj: Some(300),
             },
+            sysctls: vec![("kernel.shmmax".into(), "4096".into())],
             mounts: vec![
                 Mount {
                     destination: "/a/b".into(),
@@ -294,6 +364,8 @@ mod tests {
                     readonly: true,
                 },
             ],
+            masked_paths: vec!["/proc/kcore".into()],
+            readonly_paths: vec!["/proc/sys".into()],
         }
     }
 
@@ -370,11 +442,14 @@ mod tests {
                 "/a/b"
             ]
         );
-        let tail = &plan.steps[plan.steps.len() - 4..];
+        let tail = &plan.steps[plan.steps.len() - 7..];
         assert_eq!(
             tail,
             [
                 Step::PivotRoot,
+                Step::Sysctl { key: c("kernel.shmmax"), value: c("4096") },
+                Step::MaskPath { path: c("/proc/kcore") },
+                Step::ReadonlyPath { path: c("/proc/sys") },
                 Step::RemountRootReadonly,
                 Step::SetHostname { name: c("box") },
                 Step::Chdir { path: c("/tmp") }
@@ -462,5 +537,25 @@ mod tests {
         let decoded = boxr_plan::Plan::parse(&bytes).unwrap();
         assert_eq!(decoded.steps().count(), plan.steps.len());
         assert_eq!(decoded.args.iter().collect::<Vec<_>>(), [c"/bin/sh"]);
+        let context = decoded.context;
+        let caps = context.capabilities;
+        // A non-root user: the set bounds what it can gain, it has none itself.
+        assert_eq!((caps.bounding, caps.permitted, caps.effective), (0xa80425fb, 0, 0));
+        assert_eq!(caps.ambient, 0);
+        assert!(context.no_new_privs);
+        assert_eq!((context.uid, context.gid), (1000, 100));
+        assert_eq!(context.groups.unwrap().as_slice(), [10]);
+        assert_eq!(
+            context.rlimits.as_slice(),
+            [boxr_plan::Rlimit { resource: 7, soft: 10, hard: 20 }]
+        );
+        assert_eq!(context.oom_score_adj, Some(300));
+        assert_eq!(
+            decoded.seccomp.iter().collect::<Vec<_>>(),
+            seccomp::default_profile(0xa80425fb)
+        );
+        let userns =
+            compile(&config(&[Namespace::Mount, Namespace::User]), &RootfsLayer::Bind, &[]);
+        assert_eq!(userns.context.groups, None);
     }
 }

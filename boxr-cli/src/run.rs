@@ -5,6 +5,7 @@ use crate::cgroups::Hierarchies;
 use crate::config::Config;
 use crate::plan::{self, Plan};
 use crate::resources::human_size;
+use crate::security::SecurityContext;
 use crate::spawn::{self, Container, InitBinary};
 use crate::state::{ContainerState, ProcessId, Status, Store};
 use crate::supervise::{self, EXIT_BOXR_ERROR, Supervision};
@@ -99,6 +100,10 @@ fn new_state(
         detached: opts.detach,
         auto_remove: opts.remove,
         network: None,
+        security: Some(SecurityContext::new(
+            &plan::process_context(config),
+            &plan::seccomp_filter(config),
+        )),
     }
 }
 

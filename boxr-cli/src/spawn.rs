@@ -30,7 +30,8 @@ const MAPS_WRITTEN: u8 = 1;
 /// The environment variable that names the boxr-init binary to use.
 pub const INIT_ENV: &str = "BOXR_INIT";
 
-/// An opened, checked boxr-init executable.
+/// A checked boxr-init executable: a sealed in-memory copy of the file at `path`, which is what
+/// every container execs.
 pub struct InitBinary {
     file: File,
     pub path: PathBuf,
@@ -54,6 +55,13 @@ impl InitBinary {
                 describe(&e)
             )
         })?;
+        let file = sealed_copy(&file).map_err(|e| {
+            anyhow!(
+                "cannot copy boxr-init at {} into sealed memory: {}",
+                path.display(),
+                describe(&e)
+            )
+        })?;
         elf::check_static(&file).map_err(|e| {
             anyhow!("boxr-init at {} is {e}; rebuild it with `cargo xtask build`", path.display())
         })?;
@@ -64,6 +72,33 @@ impl InitBinary {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
+}
+
+/// A copy of `file` in a sealed memfd (CVE-2019-5736): the init's `/proc/self/exe` is then
+/// this copy, which nobody can write, shrink or grow, and never the host's file, which a
+/// container process that reached it could otherwise overwrite for the next `boxr` to run.
+fn sealed_copy(file: &File) -> std::io::Result<File> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    // Executable even where `vm.memfd_noexec` makes memfds non-executable by default; kernels
+    // before 6.3 know no MFD_EXEC (EINVAL), and their memfds are always executable.
+    let memfd = match rustix::fs::memfd_create(c"boxr-init", flags | MemfdFlags::EXEC) {
+        Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(c"boxr-init", flags)?,
+        memfd => memfd?,
+    };
+    let len = file.metadata()?.len();
+    let mut offset = 0;
+    while offset < len {
+        let left = usize::try_from(len - offset).unwrap_or(usize::MAX);
+        if rustix::fs::sendfile(&memfd, file, Some(&mut offset), left)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+    )?;
+    Ok(File::from(memfd))
 }
 
 /// A started init. Dropping it before [`Container::wait`] kills and reaps the init, so no

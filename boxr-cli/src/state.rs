@@ -7,6 +7,7 @@ use crate::cgroups::ContainerCgroup;
 use crate::config::Namespace;
 use crate::errno::describe;
 use crate::network::Attachment;
+use crate::security::SecurityContext;
 use crate::time::Timestamp;
 use anyhow::{Result, anyhow, bail};
 use rustix::fs::FlockOperation;
@@ -102,6 +103,10 @@ pub struct ContainerState {
     /// Its place on a bridge network (bridge mode), from its start until it is released.
     #[serde(default)]
     pub network: Option<Attachment>,
+    /// The workload's security context, which `boxr exec` gives its processes too (absent in
+    /// the state of a container started by a boxr before this was recorded).
+    #[serde(default)]
+    pub security: Option<SecurityContext>,
 }
 
 impl ContainerState {
@@ -149,6 +154,7 @@ impl ContainerState {
             detached: false,
             auto_remove: false,
             network: None,
+            security: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::plan::Plan;
 use crate::spawn::{Container, InitBinary};
 use crate::tty::PtyRelay;
 use anyhow::{Result, anyhow};
-use boxr_plan::{REPORT_LEN, Report};
+use boxr_plan::{REPORT_LEN, Report, Step};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, FromRawFd, OwnedFd};
 use rustix::net::RecvFlags;
@@ -205,6 +205,9 @@ fn describe_report(report: &Report, plan: &Plan, init: &InitBinary) -> String {
     let errno = |e: u32| describe_errno(e as i32);
     match *report {
         Report::StepFailed { step, errno: e } => match plan.steps.get(usize::from(step)) {
+            Some(s @ Step::MaskPath { .. }) if e == libc::ENODEV as u32 => format!(
+                "container setup failed: {s}: the container's /dev/null is not the character device 1:3 (the rootfs or a mount replaced it); refusing to mask with it"
+            ),
             Some(s) => format!("container setup failed: {s}: {}", errno(e)),
             None => format!("container setup failed at step {step}: {}", errno(e)),
         },
@@ -229,6 +232,9 @@ fn describe_report(report: &Report, plan: &Plan, init: &InitBinary) -> String {
         }
         Report::StartFailed { errno: e } => {
             format!("cannot execute boxr-init at {}: {}", init.path.display(), errno(e))
+        }
+        Report::ContextFailed { stage, errno: e } => {
+            format!("cannot set up the workload's process: {stage}: {}", errno(e))
         }
     }
 }

@@ -10,12 +10,15 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod cbuf;
+mod credentials;
 mod exec;
+mod lockdown;
 mod mounts;
 mod pid1;
 mod report;
 mod resolve;
 mod rt;
+mod sysctl;
 mod tty;
 
 use boxr_plan::{MAX_PLAN_LEN, Plan, Report, Step, flags};
@@ -25,9 +28,9 @@ use mounts::Rootfs;
 use report::{SETUP_FAILED, errno, fail, plan_fd};
 use rustix::fs::Mode;
 use rustix::io::{Errno, FdFlags, Result, fcntl_setfd, read};
-use rustix::process::{chdir, getpid, set_child_subreaper, umask};
+use rustix::process::{Signal, chdir, getpid, kill_process, set_child_subreaper, umask};
 use rustix::system::sethostname;
-use rustix::thread::{UnshareFlags, unshare_unsafe};
+use rustix::thread::{UnshareFlags, set_name, unshare_unsafe};
 
 // rustix's libc-like runtime API (fork, execve, raw signal calls) lives under a name that
 // changes between versions: hence the exact rustix version in Cargo.toml.
@@ -36,6 +39,8 @@ use rustix::runtime_448b8ad740e2a26f as runtime;
 /// The sequence, entered from `_start`.
 fn main() -> ! {
     pid1::block_signals();
+    // Exec'd from a sealed memfd, the kernel named the process after it ("memfd:boxr-init").
+    let _ = set_name(c"boxr-init");
     let plan = receive_plan();
     if plan.flags & flags::SUBREAPER != 0 {
         if let Err(e) = set_child_subreaper(Some(getpid())) {
@@ -45,7 +50,14 @@ fn main() -> ! {
     umask(Mode::empty());
     set_up_container(&plan);
     let terminal = (plan.flags & flags::TTY != 0).then(tty::open_terminal);
+    lockdown::make_non_dumpable();
     let workload = pid1::spawn_workload(&plan, terminal);
+    if lockdown::drop_capabilities().is_err() {
+        // Lowering its own capabilities does not fail in practice; should it, the init does
+        // not go on with them.
+        let _ = kill_process(workload, Signal::KILL);
+        runtime::exit_group(SETUP_FAILED);
+    }
     pid1::close_inherited_fds();
     pid1::run_as_pid1(workload)
 }
@@ -106,5 +118,8 @@ fn run_step(rootfs: &mut Rootfs, step: Step<&CStr>) -> Result<()> {
         // SAFETY: a new cgroup namespace changes no file table or memory the init relies on
         // (what makes unshare unsafe in general is CLONE_FILES and CLONE_FS).
         Step::UnshareCgroupNamespace => unsafe { unshare_unsafe(UnshareFlags::NEWCGROUP) },
+        Step::MaskPath { path } => rootfs.mask_path(path),
+        Step::ReadonlyPath { path } => rootfs.make_path_readonly(path),
+        Step::Sysctl { key, value } => sysctl::write_sysctl(key, value),
     }
 }

@@ -1,17 +1,18 @@
 //! The mount steps: private propagation, the rootfs bind, filesystems, bind mounts, device nodes
-//! and symlinks inside the rootfs, the pivot into it and the read-only root.
+//! and symlinks inside the rootfs, the pivot into it, the read-only root, and masked and
+//! read-only paths.
 //!
 //! Targets are resolved inside the rootfs (see `resolve`) and mounted on through the resolved
 //! fd's magic link, never by path, so a symlink in the rootfs cannot redirect a mount.
 
 use crate::cbuf::fd_path;
-use crate::resolve::{Kind, make_in_root, make_parent_in_root, open_in_root};
+use crate::resolve::{Kind, make_in_root, make_parent_in_root, open_in_root, open_node_in_root};
 use boxr_plan::ms;
 use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags, StatVfsMountFlags, fstatvfs, makedev, mknodat, open};
-use rustix::fs::{statvfs, symlinkat};
-use rustix::io::Result;
+use rustix::fs::{fstat, major, minor, statvfs, symlinkat};
+use rustix::io::{Errno, Result};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::mount::{
     mount, mount_bind, mount_bind_recursive, mount_change, mount_remount, unmount,
@@ -97,9 +98,37 @@ impl Rootfs {
             return Ok(());
         }
         // `covered` is the directory under the new mount: resolve again to reach the mount.
-        let mounted = open_in_root(root, target, false)?;
-        let current = fstatvfs(mounted.as_fd())?.f_flag;
-        remount_bind(fd_path(mounted.as_fd()).as_cstr(), flags, current)
+        remount_resolved(root, target, false, flags)
+    }
+
+    /// Hides `path` if it exists: a directory under an empty read-only tmpfs, anything else
+    /// under the container's `/dev/null`, once that is checked to be the null device.
+    pub fn mask_path(&mut self, path: &CStr) -> Result<()> {
+        let root = self.root()?;
+        let target = match open_in_root(root, path, true) {
+            Err(Errno::NOENT) => return Ok(()),
+            target => target?,
+        };
+        let on = fd_path(target.as_fd());
+        if FileType::from_raw_mode(fstat(&target)?.st_mode) == FileType::Directory {
+            // Read-only, so it stays empty: no size limit needed.
+            let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV;
+            return mount(c"tmpfs", on.as_cstr(), c"tmpfs", flags | MountFlags::NOEXEC, c"mode=0");
+        }
+        let null = open_null_device(root)?;
+        mount_bind(fd_path(null.as_fd()).as_cstr(), on.as_cstr())
+    }
+
+    /// Makes `path`, if it exists, a read-only bind mount of itself.
+    pub fn make_path_readonly(&mut self, path: &CStr) -> Result<()> {
+        let root = self.root()?;
+        let target = match open_in_root(root, path, true) {
+            Err(Errno::NOENT) => return Ok(()),
+            target => target?,
+        };
+        let on = fd_path(target.as_fd());
+        mount_bind_recursive(on.as_cstr(), on.as_cstr())?;
+        remount_resolved(root, path, true, ms::RDONLY)
     }
 
     /// Creates a device node (`mode` holds the file type and the permissions).
@@ -147,6 +176,27 @@ fn remount_bind(target: &CStr, flags: u32, current: StatVfsMountFlags) -> Result
         MountFlags::BIND | MountFlags::from_bits_retain(flags & REMOUNT_FLAGS | kept),
         c"",
     )
+}
+
+/// Resolves `target` again (an fd opened before a mount refers to what it covers) and applies
+/// `flags` to the mount found there.
+fn remount_resolved(root: BorrowedFd<'_>, target: &CStr, strict: bool, flags: u32) -> Result<()> {
+    let mounted = open_in_root(root, target, strict)?;
+    let current = fstatvfs(mounted.as_fd())?.f_flag;
+    remount_bind(fd_path(mounted.as_fd()).as_cstr(), flags, current)
+}
+
+/// Opens the container's `/dev/null` for binding over a masked file, and checks that it is the
+/// character device 1:3 itself: a rootfs or an earlier mount may have put a symlink or another
+/// file there, which would then be exposed in place of the masked file (CVE-2025-31133).
+/// `ENODEV` when it is not.
+fn open_null_device(root: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let null = open_node_in_root(root, c"/dev/null")?;
+    let stat = fstat(&null)?;
+    let is_null = FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
+        && major(stat.st_rdev) == 1
+        && minor(stat.st_rdev) == 3;
+    if is_null { Ok(null) } else { Err(Errno::NODEV) }
 }
 
 fn open_dir(path: &CStr) -> Result<OwnedFd> {

@@ -1,6 +1,7 @@
 //! PID 1: forking the workload, then forwarding signals to it and reaping every child until it
 //! exits, with its exit code.
 
+use crate::credentials;
 use crate::exec::exec_workload;
 use crate::report::{SETUP_FAILED, errno, fail, send_report};
 use crate::runtime::{Fork, How, KERNEL_SIG_DFL, KernelSigSet, KernelSigaction, kernel_fork};
@@ -52,6 +53,7 @@ fn become_workload(plan: &Plan<'_>, init: Pid, terminal: Option<OwnedFd>) -> ! {
         // Signals are still blocked: SIGPIPE cannot change the exit code.
         fail(Report::TerminalFailed { errno: errno(e) });
     }
+    credentials::apply(&plan.context, &plan.seccomp);
     set_signal_mask(&KernelSigSet::empty());
     let e = exec_workload(plan);
     // Blocked again, SIGPIPE cannot kill us if the frontend is gone: the exit code stays right.

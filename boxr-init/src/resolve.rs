@@ -29,11 +29,28 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &CStr, strict: bool) -> Result<O
     if strict {
         how |= ResolveFlags::NO_SYMLINKS;
     }
+    resolve(root, path, OFlags::empty(), how)
+}
+
+/// Opens `path` itself as an `O_PATH | O_NOFOLLOW` fd: no component may be a symlink, and a
+/// symlink at the end is opened as the link, for the caller to inspect (not to mount on).
+pub fn open_node_in_root(root: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd> {
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS;
+    resolve(root, path, OFlags::NOFOLLOW, how)
+}
+
+fn resolve(
+    root: BorrowedFd<'_>,
+    path: &CStr,
+    oflags: OFlags,
+    how: ResolveFlags,
+) -> Result<OwnedFd> {
+    let oflags = oflags | OFlags::PATH | OFlags::CLOEXEC;
     let rel = tail(path, path.to_bytes().iter().take_while(|&&b| b == b'/').count());
     let rel = if rel.is_empty() { c"." } else { rel };
     let mut tries = 1;
     loop {
-        match openat2(root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), how) {
+        match openat2(root, rel, oflags, Mode::empty(), how) {
             Err(Errno::AGAIN) if tries < RETRIES => tries += 1,
             result => return result,
         }

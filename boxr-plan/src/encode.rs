@@ -1,6 +1,8 @@
 //! The frontend's side: turning a checked list of steps into plan bytes.
 
-use crate::{MAGIC, MAX_LIST_LEN, MAX_PLAN_LEN, MAX_STR_LEN, Step, VERSION, flags, ms, tag};
+use crate::{BpfInstruction, CONTEXT_VERSION, MAGIC, MAX_FILTER_LEN, MAX_LIST_LEN, MAX_PLAN_LEN};
+use crate::{Groups, ProcessContext, Step, context_flags, flags, is_sysctl_key, ms, tag};
+use crate::{MAX_STR_LEN, VERSION};
 use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::fmt;
@@ -19,6 +21,11 @@ pub enum EncodeError {
     NoArgs,
     /// Flags outside `flags::ALL` or `ms::ALL`.
     UnknownFlags(u32),
+    /// Capability sets the kernel cannot hold (see `Capabilities::is_consistent`), an id of
+    /// `u32::MAX`, or an `oom_score_adj` outside -1000..=1000.
+    BadContext,
+    /// A sysctl key with an empty, `.`-only or `/`-holding part.
+    BadSysctlKey,
 }
 
 impl fmt::Display for EncodeError {
@@ -35,17 +42,23 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::NoArgs => write!(f, "the process has no arguments"),
             EncodeError::UnknownFlags(v) => write!(f, "unknown flags {v:#x}"),
+            EncodeError::BadContext => {
+                write!(f, "inconsistent capability sets, an invalid id or oom_score_adj")
+            }
+            EncodeError::BadSysctlKey => write!(f, "a sysctl key that is not a dotted name"),
         }
     }
 }
 
 impl core::error::Error for EncodeError {}
 
-/// Encodes a plan. `plan_flags` is a combination of [`flags`].
+/// Encodes a plan. `plan_flags` is a combination of [`flags`]; an empty `seccomp` is no filter.
 pub fn encode<S: AsRef<CStr>>(
     plan_flags: u8,
     args: &[S],
     env: &[S],
+    context: &ProcessContext,
+    seccomp: &[BpfInstruction],
     steps: &[Step<S>],
 ) -> Result<Vec<u8>, EncodeError> {
     if plan_flags & !flags::ALL != 0 {
@@ -60,6 +73,17 @@ pub fn encode<S: AsRef<CStr>>(
     w.buf.push(plan_flags);
     w.list(args)?;
     w.list(env)?;
+    w.context(context)?;
+    if seccomp.len() > MAX_FILTER_LEN {
+        return Err(EncodeError::ListTooLong(seccomp.len()));
+    }
+    // Fits: at most MAX_FILTER_LEN (4096).
+    w.u16(seccomp.len() as u16);
+    for &(code, jt, jf, k) in seccomp {
+        w.u16(code);
+        w.buf.extend_from_slice(&[jt, jf]);
+        w.u32(k);
+    }
     let nsteps = u16::try_from(steps.len()).map_err(|_| EncodeError::ListTooLong(steps.len()))?;
     w.u16(nsteps);
     for step in steps {
@@ -81,6 +105,49 @@ impl Writer {
     }
     fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn context(&mut self, context: &ProcessContext) -> Result<(), EncodeError> {
+        let caps = &context.capabilities;
+        let oom_ok = context.oom_score_adj.is_none_or(|v| (-1000..=1000).contains(&v));
+        if !caps.is_consistent() || context.uid == u32::MAX || context.gid == u32::MAX || !oom_ok {
+            return Err(EncodeError::BadContext);
+        }
+        self.buf.push(CONTEXT_VERSION);
+        let mut flags = 0;
+        if context.no_new_privs {
+            flags |= context_flags::NO_NEW_PRIVS;
+        }
+        if context.groups.is_some() {
+            flags |= context_flags::SET_GROUPS;
+        }
+        if context.oom_score_adj.is_some() {
+            flags |= context_flags::OOM_SCORE_ADJ;
+        }
+        self.buf.push(flags);
+        for set in [caps.bounding, caps.permitted, caps.effective, caps.ambient] {
+            self.u64(set);
+        }
+        self.u32(context.uid);
+        self.u32(context.gid);
+        let groups = context.groups.as_ref().map_or(&[][..], Groups::as_slice);
+        // Fits: Groups holds at most MAX_GROUPS (64).
+        self.buf.push(groups.len() as u8);
+        for &gid in groups {
+            self.u32(gid);
+        }
+        let rlimits = context.rlimits.as_slice();
+        // Fits: Rlimits holds at most RLIMITS (16).
+        self.buf.push(rlimits.len() as u8);
+        for limit in rlimits {
+            self.buf.push(limit.resource);
+            self.u64(limit.soft);
+            self.u64(limit.hard);
+        }
+        self.u16(context.oom_score_adj.unwrap_or(0) as u16);
+        Ok(())
     }
     fn str(&mut self, s: &CStr) -> Result<(), EncodeError> {
         let bytes = s.to_bytes_with_nul();
@@ -155,6 +222,22 @@ impl Writer {
                 self.str(path.as_ref())?;
             }
             Step::UnshareCgroupNamespace => self.buf.push(tag::UNSHARE_CGROUP_NAMESPACE),
+            Step::MaskPath { path } => {
+                self.buf.push(tag::MASK_PATH);
+                self.str(path.as_ref())?;
+            }
+            Step::ReadonlyPath { path } => {
+                self.buf.push(tag::READONLY_PATH);
+                self.str(path.as_ref())?;
+            }
+            Step::Sysctl { key, value } => {
+                if !is_sysctl_key(key.as_ref().to_bytes()) {
+                    return Err(EncodeError::BadSysctlKey);
+                }
+                self.buf.push(tag::SYSCTL);
+                self.str(key.as_ref())?;
+                self.str(value.as_ref())?;
+            }
         }
         Ok(())
     }

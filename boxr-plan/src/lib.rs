@@ -19,12 +19,22 @@
 //!
 //! # Wire format (little-endian)
 //! ```text
-//! plan    := MAGIC version:u8 flags:u8 args:list env:list nsteps:u16 step{nsteps}
+//! plan    := MAGIC version:u8 flags:u8 args:list env:list context filter nsteps:u16 step{nsteps}
+//! context := context_version:u8 context_flags:u8 bounding:u64 permitted:u64 effective:u64
+//!            ambient:u64 uid:u32 gid:u32 ngroups:u8 gid:u32{ngroups}
+//!            nrlimits:u8 (resource:u8 soft:u64 hard:u64){nrlimits} oom_score_adj:i16
+//! filter  := ninstructions:u16 (code:u16 jt:u8 jf:u8 k:u32){ninstructions}  -- seccomp BPF
 //! list    := count:u16 str*
 //! str     := len:u16 bytes[len]          -- bytes end in exactly one NUL, which len counts
 //! step    := tag:u8 fields               -- fields per tag, see `Step`
 //! report  := tag:u8 0:u8 step:u16 errno:u32   -- always REPORT_LEN bytes
 //! ```
+//!
+//! The *process context* ([`ProcessContext`]) is the workload's security context: its
+//! resource limits, OOM score adjustment, user, groups, capability sets and `no_new_privs`.
+//! With the seccomp *filter* ([`Filter`], a classic BPF program, none when empty) the init
+//! applies it in the workload's process right before the exec. The context has a version of
+//! its own ([`CONTEXT_VERSION`]); both are validated with the rest of the plan.
 #![no_std]
 
 #[cfg(any(test, feature = "alloc"))]
@@ -48,7 +58,15 @@ pub const MAX_STR_LEN: usize = 4096;
 pub const REPORT_LEN: usize = 8;
 
 const MAGIC: &[u8; 4] = b"BXPL";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The layout of the process-context section.
+pub const CONTEXT_VERSION: u8 = 4;
+/// The most instructions a seccomp filter may have (the kernel's `BPF_MAXINSNS`).
+pub const MAX_FILTER_LEN: usize = 4096;
+/// One classic BPF instruction of a seccomp filter: (code, jt, jf, k).
+pub type BpfInstruction = (u16, u8, u8, u32);
+/// The most supplementary groups the workload may have.
+pub const MAX_GROUPS: usize = 64;
 
 /// Run-wide switches for the init, in the plan header.
 pub mod flags {
@@ -73,6 +91,180 @@ pub mod ms {
     pub const STRICTATIME: u32 = 1 << 24;
     /// Every flag a plan may carry.
     pub const ALL: u32 = RDONLY | NOSUID | NODEV | NOEXEC | BIND | REC | STRICTATIME;
+}
+
+/// The capability sets of the workload's process, as masks (bit N is capability N).
+///
+/// The inheritable set is not carried: the init leaves it empty (CVE-2022-29162), except for
+/// the capabilities in `ambient`, which the kernel keeps ambient only while they are both
+/// permitted and inheritable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub bounding: u64,
+    pub permitted: u64,
+    pub effective: u64,
+    pub ambient: u64,
+}
+
+impl Capabilities {
+    /// Whether the kernel can hold these sets: effective and ambient within permitted,
+    /// permitted within bounding.
+    pub fn is_consistent(&self) -> bool {
+        self.permitted & !self.bounding == 0
+            && self.effective & !self.permitted == 0
+            && self.ambient & !self.permitted == 0
+    }
+}
+
+/// The security context of the workload's process, applied in it right before the exec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessContext {
+    pub capabilities: Capabilities,
+    /// Set `no_new_privs`: no exec (of a setuid binary, one with file capabilities) can grant
+    /// more privileges than the process has.
+    pub no_new_privs: bool,
+    /// The user and group ids (never `u32::MAX`, which the kernel reads as "unchanged").
+    pub uid: u32,
+    pub gid: u32,
+    /// The supplementary groups; `None` leaves them alone (in a user namespace, where
+    /// `setgroups` is denied).
+    pub groups: Option<Groups>,
+    /// Resource limits to set, each resource at most once.
+    pub rlimits: Rlimits,
+    /// The value for `/proc/self/oom_score_adj` (-1000 to 1000), if any.
+    pub oom_score_adj: Option<i16>,
+}
+
+/// The number of resource limits Linux has (`RLIMIT_NLIMITS`); resources are `0..RLIMITS`.
+pub const RLIMITS: usize = 16;
+/// A limit value meaning "unlimited" (`RLIM_INFINITY`).
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// One resource limit: `resource` is the kernel's `RLIMIT_*` number, `soft <= hard`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: u8,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Resource limits, each resource at most once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rlimits {
+    len: usize,
+    limits: [Rlimit; RLIMITS],
+}
+
+impl Rlimits {
+    /// `None` unless every limit has a known resource, given once, and `soft <= hard`.
+    pub fn new(limits: &[Rlimit]) -> Option<Rlimits> {
+        let mut all = Rlimits::default();
+        for &limit in limits {
+            if usize::from(limit.resource) >= RLIMITS
+                || limit.soft > limit.hard
+                || all.as_slice().iter().any(|l| l.resource == limit.resource)
+            {
+                return None;
+            }
+            *all.limits.get_mut(all.len)? = limit;
+            all.len += 1;
+        }
+        Some(all)
+    }
+    pub fn as_slice(&self) -> &[Rlimit] {
+        &self.limits[..self.len]
+    }
+}
+
+/// Supplementary group ids, at most [`MAX_GROUPS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Groups {
+    len: usize,
+    gids: [u32; MAX_GROUPS],
+}
+
+impl Groups {
+    /// `None` when there are more than [`MAX_GROUPS`].
+    pub fn new(gids: &[u32]) -> Option<Groups> {
+        let mut groups = Groups { len: gids.len(), gids: [0; MAX_GROUPS] };
+        groups.gids.get_mut(..gids.len())?.copy_from_slice(gids);
+        Some(groups)
+    }
+    pub fn as_slice(&self) -> &[u32] {
+        &self.gids[..self.len]
+    }
+}
+
+/// The bits of the process context's flags byte.
+mod context_flags {
+    pub const NO_NEW_PRIVS: u8 = 1 << 0;
+    /// Set the supplementary groups.
+    pub const SET_GROUPS: u8 = 1 << 1;
+    /// Write `oom_score_adj`.
+    pub const OOM_SCORE_ADJ: u8 = 1 << 2;
+    pub const ALL: u8 = NO_NEW_PRIVS | SET_GROUPS | OOM_SCORE_ADJ;
+}
+
+/// What the init was doing when applying the [`ProcessContext`] failed
+/// ([`Report::ContextFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextStage {
+    /// Dropping capabilities from the bounding set (`PR_CAPBSET_DROP`).
+    BoundingSet,
+    /// Setting the effective, permitted and inheritable sets (`capset`).
+    Capabilities,
+    /// Raising the ambient capabilities (`PR_CAP_AMBIENT_RAISE`).
+    AmbientSet,
+    /// Setting `no_new_privs` (`PR_SET_NO_NEW_PRIVS`).
+    NoNewPrivs,
+    /// Setting the supplementary groups (`setgroups`).
+    Groups,
+    /// Setting the group id (`setgid`).
+    Gid,
+    /// Setting the user id, keeping the capabilities across it (`setuid`).
+    Uid,
+    /// Setting a resource limit (`setrlimit`).
+    Rlimit,
+    /// Writing `/proc/self/oom_score_adj`.
+    OomScoreAdj,
+    /// Installing the seccomp filter (`seccomp(SECCOMP_SET_MODE_FILTER)`).
+    Seccomp,
+}
+
+impl ContextStage {
+    const ALL: [ContextStage; 10] = [
+        ContextStage::BoundingSet,
+        ContextStage::Capabilities,
+        ContextStage::AmbientSet,
+        ContextStage::NoNewPrivs,
+        ContextStage::Groups,
+        ContextStage::Gid,
+        ContextStage::Uid,
+        ContextStage::Rlimit,
+        ContextStage::OomScoreAdj,
+        ContextStage::Seccomp,
+    ];
+
+    fn from_u16(v: u16) -> Option<ContextStage> {
+        ContextStage::ALL.get(usize::from(v)).copied()
+    }
+}
+
+impl fmt::Display for ContextStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContextStage::BoundingSet => "dropping capabilities from the bounding set",
+            ContextStage::Capabilities => "setting the capability sets",
+            ContextStage::AmbientSet => "raising the ambient capabilities",
+            ContextStage::NoNewPrivs => "setting no_new_privs",
+            ContextStage::Groups => "setting the supplementary groups",
+            ContextStage::Gid => "setting the group id",
+            ContextStage::Uid => "setting the user id",
+            ContextStage::Rlimit => "setting a resource limit",
+            ContextStage::OomScoreAdj => "writing /proc/self/oom_score_adj",
+            ContextStage::Seccomp => "installing the seccomp filter",
+        })
+    }
 }
 
 /// One setup step. `S` is `&CStr` when decoded and an owned C string when built.
@@ -110,6 +302,18 @@ pub enum Step<S> {
     /// Enter a new cgroup namespace rooted at the init's cgroup, which the frontend has just
     /// moved it into (a cgroup namespace made by clone would be rooted at the frontend's).
     UnshareCgroupNamespace,
+    /// Hide `path` (after the pivot; no component may be a symlink; a missing path is skipped):
+    /// a directory gets an empty read-only tmpfs, anything else the container's `/dev/null`
+    /// bound over it. That `/dev/null` must be the character device 1:3, else the step fails
+    /// with `ENODEV` rather than bind whatever a rootfs or a mount put there (CVE-2025-31133).
+    MaskPath { path: S },
+    /// Make `path` read-only (after the pivot; no component may be a symlink; a missing path is
+    /// skipped): bound onto itself, then remounted read-only, keeping its other flags.
+    ReadonlyPath { path: S },
+    /// Write `value` to the kernel parameter `key` (dotted, `net.ipv4.ip_forward`), that is to
+    /// `/proc/sys/net/ipv4/ip_forward` (after the pivot: in the container's own /proc). The
+    /// key's parts are names: no `/`, no `.` or `..`, none empty.
+    Sysctl { key: S, value: S },
 }
 
 mod tag {
@@ -124,6 +328,9 @@ mod tag {
     pub const SET_HOSTNAME: u8 = 9;
     pub const CHDIR: u8 = 10;
     pub const UNSHARE_CGROUP_NAMESPACE: u8 = 11;
+    pub const MASK_PATH: u8 = 12;
+    pub const READONLY_PATH: u8 = 13;
+    pub const SYSCTL: u8 = 20;
 }
 
 impl<S: AsRef<CStr>> fmt::Display for Step<S> {
@@ -153,8 +360,17 @@ impl<S: AsRef<CStr>> fmt::Display for Step<S> {
             Step::SetHostname { name } => write!(f, "setting hostname {}", s(name)),
             Step::Chdir { path } => write!(f, "changing directory to {}", s(path)),
             Step::UnshareCgroupNamespace => write!(f, "entering a new cgroup namespace"),
+            Step::MaskPath { path } => write!(f, "masking {}", s(path)),
+            Step::ReadonlyPath { path } => write!(f, "making {} read-only", s(path)),
+            Step::Sysctl { key, value } => write!(f, "setting sysctl {} to {}", s(key), s(value)),
         }
     }
+}
+
+/// Whether `key` is a dotted sysctl name whose parts are plain names (so that the path made
+/// from it stays under /proc/sys).
+pub fn is_sysctl_key(key: &[u8]) -> bool {
+    key.split(|&b| b == b'.').all(|part| !part.is_empty() && !part.contains(&b'/'))
 }
 
 /// Displays a C string's bytes, replacing what is not UTF-8.
@@ -188,6 +404,8 @@ pub enum DecodeError {
     Unknown(u8),
     /// Bytes follow the last step.
     TrailingBytes,
+    /// The process context has another version, or values the kernel cannot hold.
+    BadContext,
 }
 
 impl fmt::Display for DecodeError {
@@ -202,6 +420,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TooLong => write!(f, "plan holds a list or string over the limits"),
             DecodeError::Unknown(t) => write!(f, "plan holds unknown tag or flag {t}"),
             DecodeError::TrailingBytes => write!(f, "plan has bytes after its last step"),
+            DecodeError::BadContext => write!(f, "plan holds an invalid process context"),
         }
     }
 }
@@ -250,12 +469,40 @@ impl<'a> Iterator for StrListIter<'a> {
     }
 }
 
+/// A seccomp filter inside a plan: classic BPF instructions, at most [`MAX_FILTER_LEN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filter<'a> {
+    bytes: &'a [u8],
+}
+
+impl Filter<'_> {
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 8
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = BpfInstruction> + '_ {
+        self.bytes.chunks_exact(8).map(|b| {
+            (
+                u16::from_le_bytes([b[0], b[1]]),
+                b[2],
+                b[3],
+                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            )
+        })
+    }
+}
+
 /// A decoded plan, borrowing the received bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan<'a> {
     pub flags: u8,
     pub args: StrList<'a>,
     pub env: StrList<'a>,
+    pub context: ProcessContext,
+    /// The workload's seccomp filter; empty: none.
+    pub seccomp: Filter<'a>,
     nsteps: u16,
     steps: &'a [u8],
 }
@@ -280,8 +527,14 @@ impl<'a> Plan<'a> {
             return Err(DecodeError::Truncated);
         }
         let env = r.list()?;
+        let context = r.context()?;
+        let ninstructions = usize::from(r.u16()?);
+        if ninstructions > MAX_FILTER_LEN {
+            return Err(DecodeError::TooLong);
+        }
+        let seccomp = Filter { bytes: r.take(ninstructions * 8)? };
         let nsteps = r.u16()?;
-        let plan = Plan { flags, args, env, nsteps, steps: r.buf };
+        let plan = Plan { flags, args, env, context, seccomp, nsteps, steps: r.buf };
         let mut steps = plan.steps();
         for step in &mut steps {
             step?;
@@ -341,6 +594,59 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    }
+    fn context(&mut self) -> Result<ProcessContext, DecodeError> {
+        if self.u8()? != CONTEXT_VERSION {
+            return Err(DecodeError::BadContext);
+        }
+        let flags = self.u8()?;
+        if flags & !context_flags::ALL != 0 {
+            return Err(DecodeError::BadContext);
+        }
+        let capabilities = Capabilities {
+            bounding: self.u64()?,
+            permitted: self.u64()?,
+            effective: self.u64()?,
+            ambient: self.u64()?,
+        };
+        let (uid, gid) = (self.u32()?, self.u32()?);
+        let ngroups = usize::from(self.u8()?);
+        let mut gids = [0; MAX_GROUPS];
+        for slot in gids.get_mut(..ngroups).ok_or(DecodeError::BadContext)? {
+            *slot = self.u32()?;
+        }
+        let nrlimits = usize::from(self.u8()?);
+        let mut limits = [Rlimit::default(); RLIMITS];
+        for slot in limits.get_mut(..nrlimits).ok_or(DecodeError::BadContext)? {
+            *slot = Rlimit { resource: self.u8()?, soft: self.u64()?, hard: self.u64()? };
+        }
+        let rlimits = Rlimits::new(&limits[..nrlimits]).ok_or(DecodeError::BadContext)?;
+        let oom_score_adj = self.u16()? as i16;
+        let has_oom_score_adj = flags & context_flags::OOM_SCORE_ADJ != 0;
+        let set_groups = flags & context_flags::SET_GROUPS != 0;
+        if !(-1000..=1000).contains(&oom_score_adj) || (!has_oom_score_adj && oom_score_adj != 0) {
+            return Err(DecodeError::BadContext);
+        }
+        if !capabilities.is_consistent()
+            || uid == u32::MAX
+            || gid == u32::MAX
+            || (!set_groups && ngroups != 0)
+        {
+            return Err(DecodeError::BadContext);
+        }
+        Ok(ProcessContext {
+            capabilities,
+            no_new_privs: flags & context_flags::NO_NEW_PRIVS != 0,
+            uid,
+            gid,
+            groups: set_groups.then_some(Groups { len: ngroups, gids }),
+            rlimits,
+            oom_score_adj: has_oom_score_adj.then_some(oom_score_adj),
+        })
     }
     fn bool(&mut self) -> Result<bool, DecodeError> {
         match self.u8()? {
@@ -414,6 +720,15 @@ impl<'a> Reader<'a> {
             tag::SET_HOSTNAME => Step::SetHostname { name: self.str()? },
             tag::CHDIR => Step::Chdir { path: self.str()? },
             tag::UNSHARE_CGROUP_NAMESPACE => Step::UnshareCgroupNamespace,
+            tag::MASK_PATH => Step::MaskPath { path: self.str()? },
+            tag::READONLY_PATH => Step::ReadonlyPath { path: self.str()? },
+            tag::SYSCTL => {
+                let key = self.str()?;
+                if !is_sysctl_key(key.to_bytes()) {
+                    return Err(DecodeError::BadString);
+                }
+                Step::Sysctl { key, value: self.str()? }
+            }
             other => return Err(DecodeError::Unknown(other)),
         })
     }
@@ -434,6 +749,8 @@ pub enum Report {
     StartFailed { errno: u32 },
     /// The workload's terminal could not be allocated, sent to the frontend or attached.
     TerminalFailed { errno: u32 },
+    /// Applying the process context in the workload's process failed at `stage`.
+    ContextFailed { stage: ContextStage, errno: u32 },
 }
 
 mod report_tag {
@@ -443,6 +760,7 @@ mod report_tag {
     pub const EXEC_FAILED: u8 = 4;
     pub const START_FAILED: u8 = 5;
     pub const TERMINAL_FAILED: u8 = 6;
+    pub const CONTEXT_FAILED: u8 = 7;
 }
 
 impl Report {
@@ -454,6 +772,9 @@ impl Report {
             Report::ExecFailed { errno } => (report_tag::EXEC_FAILED, 0, errno),
             Report::StartFailed { errno } => (report_tag::START_FAILED, 0, errno),
             Report::TerminalFailed { errno } => (report_tag::TERMINAL_FAILED, 0, errno),
+            Report::ContextFailed { stage, errno } => {
+                (report_tag::CONTEXT_FAILED, stage as u16, errno)
+            }
         };
         let s = step.to_le_bytes();
         let e = errno.to_le_bytes();
@@ -471,6 +792,10 @@ impl Report {
             report_tag::EXEC_FAILED => Report::ExecFailed { errno },
             report_tag::START_FAILED => Report::StartFailed { errno },
             report_tag::TERMINAL_FAILED => Report::TerminalFailed { errno },
+            report_tag::CONTEXT_FAILED => match ContextStage::from_u16(step) {
+                Some(stage) => Report::ContextFailed { stage, errno },
+                None => return Err(DecodeError::Unknown(report_tag::CONTEXT_FAILED)),
+            },
             other => return Err(DecodeError::Unknown(other)),
         })
     }
