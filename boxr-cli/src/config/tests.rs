@@ -503,7 +503,7 @@ fn web_toml_asks_for_bridge_mode_publishing_8080() {
     for dir in ["configs/www", "target/rootfs/proc", "target/rootfs/sys", "target/rootfs/dev"] {
         fs::create_dir_all(s.0.join(dir)).unwrap();
     }
-    let text = include_str!("../../configs/web.toml");
+    let text = include_str!("../../../configs/web.toml");
     let c = parse(&s.0.join("configs/web.toml"), text, &Overrides::default()).unwrap();
     assert_eq!(c.network.mode, Mode::Bridge);
     assert_eq!(c.network.bridge, "boxr0");
