@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The v1 controllers boxr puts a container into.
-const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "cpuset", "pids"];
+const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "cpuset", "pids", "devices"];
 /// The key of the one cgroup2 hierarchy in `cgroup.dirs` (and in [`Hierarchies::mounts`]).
 const UNIFIED: &str = "unified";
 /// Grows a shell variable until the memory limit stops it.

@@ -3,9 +3,11 @@
 //! The layout is detected at run time from /proc/self/mountinfo.
 //!
 //! Each container gets `<parent>/<id>` in every hierarchy boxr uses: the unified one on v2; the
-//! memory, cpu, cpuacct, cpuset and pids ones on v1. `parent` is absolute from the hierarchy's
-//! root (default `/boxr`), or relative to boxr's own cgroup there.
+//! memory, cpu, cpuacct, cpuset, pids and devices ones on v1. `parent` is absolute from the
+//! hierarchy's root (default `/boxr`), or relative to boxr's own cgroup there. Device access is
+//! restricted in every container's cgroup (devices.rs) before any process is in it.
 
+use crate::devices;
 use crate::errno::describe;
 use crate::resources::{CPU_PERIOD_US, Resources, Swap};
 use anyhow::{Result, anyhow, bail};
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The v1 controllers boxr manages.
-const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "cpuset", "pids"];
+const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "cpuset", "pids", "devices"];
 /// The v2 controllers boxr enables for its cgroups.
 const V2_CONTROLLERS: [&str; 4] = ["cpu", "cpuset", "memory", "pids"];
 /// What a v1 memory limit reads when there is none.
@@ -115,6 +117,7 @@ impl Hierarchies {
                 }
                 cgroup.dirs.insert(controller.clone(), dir);
             }
+            cgroup.restrict_devices()?;
             cgroup.apply(resources)
         })();
         match result {
@@ -223,6 +226,19 @@ impl ContainerCgroup {
             .get("unified")
             .and_then(|d| read(d, "cgroup.controllers"))
             .is_some_and(|c| c.split_whitespace().any(|n| n == controller))
+    }
+
+    /// Only docker's default devices (devices.rs): on v1 in the devices cgroup, on v2 as a
+    /// BPF program attached to the directory.
+    fn restrict_devices(&self) -> Result<()> {
+        let dir = self.dir("devices", "device access control")?;
+        match self.version {
+            Version::V2 => devices::attach_program(dir),
+            Version::V1 => {
+                write(dir, "devices.deny", devices::V1_DENY)?;
+                devices::v1_allow_rules().try_for_each(|rule| write(dir, "devices.allow", &rule))
+            }
+        }
     }
 
     /// Writes the limits into the cgroup's files.
@@ -462,12 +478,13 @@ mod tests {
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-    const HYBRID_OWN: &str =
-        "9:name=systemd:/\n8:pids:/\n4:memory:/sandbox/7\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+    const HYBRID_OWN: &str = "9:name=systemd:/\n8:pids:/\n5:devices:/\n4:memory:/sandbox/7\n\
+                              3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
     const V2: &str = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
 
     #[test]
@@ -476,7 +493,7 @@ mod tests {
         assert_eq!(h.version, Version::V1);
         assert_eq!(
             h.mounts.keys().collect::<Vec<_>>(),
-            ["cpu", "cpuacct", "cpuset", "memory", "pids"]
+            ["cpu", "cpuacct", "cpuset", "devices", "memory", "pids"]
         );
         assert_eq!(
             h.mounts["memory"],
@@ -514,7 +531,7 @@ mod tests {
     fn v1_cgroup_is_created_limited_and_removed() {
         let root = std::env::temp_dir().join(format!("boxr-cgroup-test-{}", std::process::id()));
         let mut mounts = BTreeMap::new();
-        for c in ["memory", "cpuset"] {
+        for c in ["memory", "cpuset", "devices"] {
             fs::create_dir_all(root.join(c)).unwrap();
             mounts.insert(c.to_string(), (root.join(c), "/".to_string()));
         }
@@ -534,11 +551,29 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("cpuset/boxr/cpuset.mems")).unwrap(), "0");
         assert_eq!(fs::read_to_string(root.join("cpuset/boxr/c1/cpuset.cpus")).unwrap(), "1");
         assert_eq!(cg.memory_limit(), Some(16 << 20));
+        // Plain files keep the last write: "a" denied, then the last of the allow rules.
+        assert_eq!(fs::read_to_string(root.join("devices/boxr/c1/devices.deny")).unwrap(), "a");
+        assert_eq!(
+            fs::read_to_string(root.join("devices/boxr/c1/devices.allow")).unwrap(),
+            "c 136:* rwm"
+        );
         let err = h
             .create("/boxr", "c2", &Resources { pids_limit: Some(5), ..Resources::default() })
             .unwrap_err();
         assert!(err.to_string().contains("needs the pids cgroup controller"), "{err}");
         assert!(!root.join("memory/boxr/c2").exists(), "a failed create leaves its dirs behind");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn v1_without_the_devices_controller_runs_no_container() {
+        let root = std::env::temp_dir().join(format!("boxr-cgroup-nodev-{}", std::process::id()));
+        fs::create_dir_all(root.join("memory")).unwrap();
+        let mounts = BTreeMap::from([("memory".to_string(), (root.join("memory"), "/".into()))]);
+        let h = Hierarchies { version: Version::V1, mounts };
+        let err = h.create("/boxr", "c1", &Resources::default()).unwrap_err();
+        assert!(err.to_string().contains("needs the devices cgroup controller"), "{err}");
+        assert!(!root.join("memory/boxr").exists(), "a failed create leaves its dirs behind");
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod cgroups;
 pub mod config;
+pub mod devices;
 pub mod elf;
 pub mod errno;
 pub mod exec;
