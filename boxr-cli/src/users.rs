@@ -49,14 +49,19 @@ fn parse_id(text: &str) -> Option<u32> {
     text.parse::<u32>().ok().filter(|&id| id != u32::MAX)
 }
 
+/// The colon-separated records of a passwd-style file that have at least `fields` fields and
+/// a name; comments and shorter lines are skipped, as libc does.
+fn records(text: &str, fields: usize) -> impl Iterator<Item = Vec<&str>> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .filter(move |f| f.len() >= fields && !f[0].is_empty())
+}
+
 /// The entries of a passwd file; malformed lines are skipped, as libc does.
 pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 7 || f[0].is_empty() || line.starts_with('#') {
-                return None;
-            }
+    records(text, 7)
+        .filter_map(|f| {
             Some(PasswdEntry {
                 name: f[0].to_string(),
                 uid: parse_id(f[2])?,
@@ -69,12 +74,8 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
 
 /// The entries of a group file; malformed lines are skipped.
 pub fn parse_group(text: &str) -> Vec<GroupEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 4 || f[0].is_empty() || line.starts_with('#') {
-                return None;
-            }
+    records(text, 4)
+        .filter_map(|f| {
             Some(GroupEntry {
                 name: f[0].to_string(),
                 gid: parse_id(f[2])?,
