@@ -175,7 +175,10 @@ pub struct Store {
 }
 
 /// An exclusive `flock` held until dropped.
-pub struct Lock(#[allow(dead_code, reason = "held for its Drop, which releases the lock")] File);
+pub struct Lock {
+    /// Held for its drop, which closes the file and so releases the lock.
+    _file: File,
+}
 
 pub(crate) fn lock(path: &Path) -> Result<Lock> {
     let file =
@@ -188,7 +191,7 @@ pub(crate) fn lock(path: &Path) -> Result<Lock> {
             .map_err(|e| anyhow!("cannot open lock file {}: {}", path.display(), describe(&e)))?;
     rustix::fs::flock(&file, FlockOperation::LockExclusive)
         .map_err(|e| anyhow!("cannot lock {}: {}", path.display(), describe(&e.into())))?;
-    Ok(Lock(file))
+    Ok(Lock { _file: file })
 }
 
 impl Store {
