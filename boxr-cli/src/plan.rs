@@ -172,7 +172,7 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
         args: config.process.args.iter().map(|a| c(a.as_str())).collect(),
         env: config.process.env.iter().map(|e| c(e.as_str())).collect(),
         context: process_context(config),
-        seccomp: seccomp_filter(config),
+        seccomp: config.process.seccomp.clone(),
         steps: b.steps,
     }
 }
@@ -197,14 +197,6 @@ pub fn process_context(config: &Config) -> ProcessContext {
         // The config checker allows each resource once, soft at most hard.
         rlimits: Rlimits::new(&p.rlimits).unwrap_or_default(),
         oom_score_adj: p.oom_score_adj,
-    }
-}
-
-/// docker's default seccomp profile for the workload's capabilities, unless `seccomp = false`.
-pub fn seccomp_filter(config: &Config) -> Vec<seccomp::Instruction> {
-    match config.process.seccomp {
-        true => seccomp::default_profile(config.process.capabilities),
-        false => Vec::new(),
     }
 }
 
@@ -345,7 +337,7 @@ mod tests {
                     groups: vec![10],
                     home: "/home/u".into(),
                 },
-                seccomp: true,
+                seccomp: vec![(6, 0, 0, 0x7fff_0000)],
                 rlimits: vec![boxr_plan::Rlimit { resource: 7, soft: 10, hard: 20 }],
                 oom_score_adj: Some(300),
             },
@@ -550,10 +542,7 @@ mod tests {
             [boxr_plan::Rlimit { resource: 7, soft: 10, hard: 20 }]
         );
         assert_eq!(context.oom_score_adj, Some(300));
-        assert_eq!(
-            decoded.seccomp.iter().collect::<Vec<_>>(),
-            seccomp::default_profile(0xa80425fb)
-        );
+        assert_eq!(decoded.seccomp.iter().collect::<Vec<_>>(), [(6, 0, 0, 0x7fff_0000)]);
         let userns =
             compile(&config(&[Namespace::Mount, Namespace::User]), &RootfsLayer::Bind, &[]);
         assert_eq!(userns.context.groups, None);

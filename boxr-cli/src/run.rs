@@ -102,7 +102,7 @@ fn new_state(
         network: None,
         security: Some(SecurityContext::new(
             &plan::process_context(config),
-            &plan::seccomp_filter(config),
+            &config.process.seccomp,
         )),
     }
 }

@@ -133,8 +133,9 @@ pub struct Process {
     pub no_new_privileges: bool,
     /// Who the workload runs as (root unless `user` says otherwise).
     pub user: User,
-    /// Confine the workload's syscalls with docker's default seccomp profile (the default).
-    pub seccomp: bool,
+    /// The workload's seccomp filter, compiled from `seccomp` for its capabilities (docker's
+    /// default profile unless the config names another); empty: "unconfined".
+    pub seccomp: Vec<crate::seccomp::Instruction>,
     /// Resource limits to set, each resource once, checked against boxr's own.
     pub rlimits: Vec<boxr_plan::Rlimit>,
     /// The workload's `oom_score_adj`, if set.
@@ -282,8 +283,8 @@ struct RawProcess {
     #[serde(default)]
     rlimits: BTreeMap<Spanned<String>, Spanned<RawRlimit>>,
     oom_score_adj: Option<Spanned<i64>>,
-    #[serde(default = "yes")]
-    seccomp: bool,
+    /// "default", "unconfined" or a profile's path; any TOML value, for a helpful error.
+    seccomp: Option<Spanned<toml::Value>>,
 }
 
 impl Default for RawProcess {
@@ -300,7 +301,7 @@ impl Default for RawProcess {
             additional_gids: Vec::new(),
             rlimits: BTreeMap::new(),
             oom_score_adj: None,
-            seccomp: true,
+            seccomp: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `[process]` and what runs it: arguments, environment, cwd, hostname, user, capabilities,
-//! rlimits, sysctls.
+//! seccomp, rlimits, sysctls.
 
 use super::*;
+use crate::seccomp;
 
 impl Checker<'_> {
     pub(super) fn process(
@@ -78,6 +79,7 @@ impl Checker<'_> {
         let available = Available::detect(user_namespace);
         let (capabilities, added_capabilities) =
             self.capabilities(&raw.cap_add, &raw.cap_drop, available)?;
+        let seccomp = self.seccomp(raw.seccomp, capabilities)?;
         let allowed = LimitsAllowed::detect(user_namespace);
         let rlimits = self.rlimits(&raw.rlimits, &allowed)?;
         let oom_score_adj = match &raw.oom_score_adj {
@@ -95,7 +97,7 @@ impl Checker<'_> {
             added_capabilities,
             no_new_privileges: raw.no_new_privileges,
             user,
-            seccomp: raw.seccomp,
+            seccomp,
             rlimits,
             oom_score_adj,
         })
@@ -125,6 +127,44 @@ impl Checker<'_> {
             )));
         }
         Ok(Some(name.to_string()))
+    }
+    /// `process.seccomp`: "default" (docker's profile), "unconfined" or a profile file (relative
+    /// to the config's directory), compiled here for the workload's capabilities, so that a bad
+    /// profile is reported before anything is created. Its warnings go to stderr.
+    pub(super) fn seccomp(
+        &self,
+        raw: Option<Spanned<toml::Value>>,
+        capabilities: u64,
+    ) -> Result<Vec<seccomp::Instruction>, ConfigError> {
+        let span = raw.as_ref().map_or(0..0, Spanned::span);
+        let err = |m: String| self.src.error(span.clone(), format!("process.seccomp: {m}"));
+        let value = raw.map_or_else(|| toml::Value::from("default"), Spanned::into_inner);
+        let profile = match value {
+            toml::Value::String(s) if s == "unconfined" => return Ok(Vec::new()),
+            toml::Value::String(s) if s == "default" => seccomp::Profile::docker_default(),
+            toml::Value::String(s) if s.is_empty() || s.contains('\0') => {
+                return Err(err(format!(
+                    "{s:?} is not a profile: give \"default\", \"unconfined\" or a JSON profile's path"
+                )));
+            }
+            toml::Value::String(s) => seccomp::Profile::load(&self.host_path(&s)).map_err(&err)?,
+            toml::Value::Boolean(on) => {
+                let instead = if on { "default" } else { "unconfined" };
+                return Err(err(format!(
+                    "{on} is no longer accepted: use \"{instead}\" (or a JSON profile's path)"
+                )));
+            }
+            other => {
+                return Err(err(format!(
+                    "expected a string, found {}: give \"default\", \"unconfined\" or a JSON profile's path",
+                    other.type_str()
+                )));
+            }
+        };
+        for warning in profile.warnings() {
+            eprintln!("boxr: warning: {warning}");
+        }
+        seccomp::compile(&profile, capabilities).map_err(err)
     }
     /// `[process.rlimits]`: `NAME = { soft = N, hard = N }`, -1 or "unlimited" for no limit.
     pub(super) fn rlimits(

@@ -616,3 +616,62 @@ fn rlimits_oom_score_adj_and_sysctls_are_checked_in_place() {
     let e = s.err(&format!("{MINIMAL}oom_score_adj = -1001\n"));
     assert!(e.starts_with("4:17: process.oom_score_adj: -1001 is not between"), "{e}");
 }
+
+#[test]
+fn seccomp_is_the_default_profile_unconfined_or_a_file_next_to_the_config() {
+    let s = Scratch::new();
+    let default = s.parse(MINIMAL).unwrap().process.seccomp;
+    assert!(!default.is_empty());
+    let named = s.parse(&format!("{MINIMAL}seccomp = \"default\"\n")).unwrap();
+    assert_eq!(named.process.seccomp, default);
+    let c = s.parse(&format!("{MINIMAL}seccomp = \"unconfined\"\n")).unwrap();
+    assert_eq!(c.process.seccomp, []);
+    // The default profile depends on the capabilities.
+    let c = s.parse(&format!("{MINIMAL}cap_add = [\"SYS_ADMIN\"]\n")).unwrap();
+    assert_ne!(c.process.seccomp, default);
+    fs::write(
+        s.0.join("data/p.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let c = s.parse(&format!("{MINIMAL}seccomp = \"data/p.json\"\n")).unwrap();
+    assert!(!c.process.seccomp.is_empty() && c.process.seccomp != default);
+    let absolute = s.0.join("data/p.json");
+    let c = s.parse(&format!("{MINIMAL}seccomp = {:?}\n", absolute.to_str().unwrap())).unwrap();
+    assert!(!c.process.seccomp.is_empty());
+}
+
+#[test]
+fn bad_seccomp_values_and_profiles_are_placed() {
+    let s = Scratch::new();
+    let e = s.err(&format!("{MINIMAL}seccomp = false\n"));
+    assert!(
+        e.starts_with("4:11: process.seccomp: false is no longer accepted: use \"unconfined\""),
+        "{e}"
+    );
+    let e = s.err(&format!("{MINIMAL}seccomp = true\n"));
+    assert!(e.contains("use \"default\""), "{e}");
+    let e = s.err(&format!("{MINIMAL}seccomp = 1\n"));
+    assert!(e.starts_with("4:11: process.seccomp: expected a string, found integer"), "{e}");
+    let e = s.err(&format!("{MINIMAL}seccomp = \"\"\n"));
+    assert!(e.starts_with("4:11: process.seccomp: \"\" is not a profile"), "{e}");
+    let missing = s.0.join("nope.json");
+    let e = s.err(&format!("{MINIMAL}seccomp = \"nope.json\"\n"));
+    assert_eq!(
+        e,
+        format!(
+            "4:11: process.seccomp: cannot read {}: no such file or directory",
+            missing.display()
+        )
+    );
+    fs::write(s.0.join("bad.json"), "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n}").unwrap();
+    let e = s.err(&format!("{MINIMAL}seccomp = \"bad.json\"\n"));
+    let bad = s.0.join("bad.json");
+    assert!(
+        e.starts_with(&format!("4:11: process.seccomp: {}:3:1: trailing comma", bad.display())),
+        "{e}"
+    );
+    fs::write(&bad, r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#).unwrap();
+    let e = s.err(&format!("{MINIMAL}seccomp = \"bad.json\"\n"));
+    assert!(e.contains("bad.json:1:36: SCMP_ACT_NOTIFY is not supported"), "{e}");
+}
