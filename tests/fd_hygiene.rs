@@ -32,3 +32,14 @@ fn fds_inherited_by_boxr_do_not_reach_the_workload() {
         .output();
     assert_only_stdio(&out);
 }
+
+#[test]
+fn the_idmapped_rootfs_mount_does_not_reach_the_workload() {
+    // The frontend hands the init a detached mount of the rootfs on fd 5.
+    let map = "[\"0:100000:65536\"]";
+    let config = Config::new()
+        .namespaces(&["pid", "mount", "uts", "ipc", "net", "user"])
+        .set("uid_map", map)
+        .set("gid_map", map);
+    assert_only_stdio(&config.sh(LIST_FDS));
+}

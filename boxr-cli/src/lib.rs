@@ -33,4 +33,5 @@ pub mod storage;
 pub mod supervise;
 pub mod time;
 pub mod tty;
+pub mod userns;
 pub mod users;

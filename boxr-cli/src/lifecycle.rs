@@ -147,7 +147,7 @@ pub fn destroy(store: &Store, state: &ContainerState) -> Result<()> {
     if let Some(cgroup) = &state.cgroup {
         cgroup.remove()?;
     }
-    storage::remove(&state.storage)?;
+    storage::remove(&state.storage, state.id_maps.as_ref())?;
     store.remove(&state.id)
 }
 

@@ -4,8 +4,8 @@ use anyhow::Result;
 use boxr_cli::config::{self, Overrides};
 use boxr_cli::exec::ExecOptions;
 use boxr_cli::run::{Dirs, RunOptions};
-use boxr_cli::state::{DEFAULT_ROOT, Store};
-use boxr_cli::storage::DEFAULT_STORAGE;
+use boxr_cli::state::{Store, default_root};
+use boxr_cli::storage::default_storage;
 use boxr_cli::supervise::EXIT_BOXR_ERROR;
 use boxr_cli::{exec, lifecycle, logs, network, ps, run, stats};
 use clap::{Parser, Subcommand};
@@ -16,12 +16,14 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "boxr", version, about = "Run Linux containers from TOML configs")]
 struct Cli {
-    /// Where container state lives.
-    #[arg(long, global = true, value_name = "DIR", env = "BOXR_ROOT", default_value = DEFAULT_ROOT)]
-    root: PathBuf,
-    /// Where containers' writable layers and logs live.
-    #[arg(long, global = true, value_name = "DIR", env = "BOXR_STORAGE", default_value = DEFAULT_STORAGE)]
-    storage: PathBuf,
+    /// Where container state lives [default: /run/boxr; for another user than root
+    /// $XDG_RUNTIME_DIR/boxr]
+    #[arg(long, global = true, value_name = "DIR", env = "BOXR_ROOT")]
+    root: Option<PathBuf>,
+    /// Where containers' writable layers and logs live [default: /var/lib/boxr; for another
+    /// user than root ~/.local/share/boxr]
+    #[arg(long, global = true, value_name = "DIR", env = "BOXR_STORAGE")]
+    storage: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -221,7 +223,13 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
-    let dirs = Dirs { root: cli.root, storage: cli.storage };
+    let dirs = Dirs {
+        root: cli.root.unwrap_or_else(default_root),
+        storage: match cli.storage {
+            Some(dir) => dir,
+            None => default_storage()?,
+        },
+    };
     let store = || Store::open(&dirs.root);
     match cli.command {
         Command::Run(args) => {

@@ -24,9 +24,6 @@ use std::fs::File;
 use std::io::{Error, ErrorKind, Result};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// The loopback interface's index, the same in every network namespace.
-pub const LOOPBACK: u32 = 1;
-
 /// An rtnetlink socket and the sequence number of its last request.
 pub struct Netlink {
     socket: Socket,

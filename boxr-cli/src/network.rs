@@ -2,7 +2,8 @@
 //! on the host, from allocation to teardown.
 //!
 //! - `host`: no network namespace; nothing to do.
-//! - `none`: a network namespace of its own with `lo`, brought up before the workload starts.
+//! - `none`: a network namespace of its own with `lo`, which boxr-init brings up before the
+//!   workload starts.
 //! - `bridge`: `none` plus a veth pair from the bridge (created with the network's first
 //!   container, with the subnet's first address; removed with its last) to the container's
 //!   `eth0`, an address from the subnet ([`ipam`]), a default route via the bridge, and the
@@ -19,7 +20,7 @@
 use crate::config::{Config, Namespace};
 use crate::errno::describe;
 use crate::ipam::{Allocation, BridgeNetwork, Networks, Subnet};
-use crate::netlink::{LOOPBACK, Netlink};
+use crate::netlink::Netlink;
 use crate::plan::GeneratedFile;
 use crate::ports::{self, PortMapping};
 use crate::state::{ContainerState, Status, Store};
@@ -323,13 +324,11 @@ fn netlink_do<T>(result: std::io::Result<T>, what: impl FnOnce() -> String) -> R
     result.map_err(|e| anyhow!("{}: {}", what(), describe(&e)))
 }
 
-/// From `spawn`'s `before_start` hook: sets up the network namespace of the container whose
-/// init is `pid`, before the workload runs: `lo` up and, in bridge mode, `eth0` on the bridge
-/// with its address and default route, and its published ports.
+/// From `spawn`'s `before_start` hook: in bridge mode, sets up the network namespace of the
+/// container whose init is `pid` before the workload runs: `eth0` on the bridge with its
+/// address and default route, and its published ports. (The init brings `lo` up itself.)
 pub fn attach(state: &ContainerState, pid: Pid) -> Result<()> {
-    if !state.namespaces.contains(&Namespace::Net) {
-        return Ok(());
-    }
+    let Some(a) = &state.network else { return Ok(()) };
     let path = format!("/proc/{}/ns/net", pid.as_raw_nonzero());
     let netns = fs::File::open(&path).map_err(|e| {
         anyhow!("cannot open the container's network namespace {path}: {}", describe(&e))
@@ -340,8 +339,6 @@ pub fn attach(state: &ContainerState, pid: Pid) -> Result<()> {
             describe(&e)
         )
     })?;
-    netlink_do(inside.set_up(LOOPBACK), || "cannot bring the container's lo up".to_string())?;
-    let Some(a) = &state.network else { return Ok(()) };
     let mut host = host_netlink()?;
     let bridge = netlink_do(host.link_index(&a.bridge), || {
         format!("cannot look up the bridge {}", a.bridge)

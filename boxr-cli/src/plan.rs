@@ -3,6 +3,7 @@
 //! nodes or binds in a user namespace); the init only carries the steps out.
 
 use crate::config::{Config, MountKind, Namespace};
+use crate::userns::{IdMaps, to_host};
 use crate::{seccomp, security};
 use boxr_plan::{Groups, ProcessContext, Rlimits, Step, flags, ms};
 use std::ffi::CString;
@@ -20,6 +21,8 @@ const DEVICES: [(&str, u32, u32); 6] = [
 
 /// `S_IFCHR | 0666`.
 const CHAR_DEVICE_MODE: u32 = 0o020_666;
+/// The `tty` group, which owns the terminals of devpts.
+const TTY_GID: u32 = 5;
 
 /// How the container's root filesystem is mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +48,12 @@ pub struct GeneratedFile {
 pub struct Plan {
     /// `CLONE_NEW*` flags for the init.
     pub clone_flags: u64,
-    /// Whether the init runs in a new user namespace (its id maps are written before the plan
-    /// is sent).
-    pub user_namespace: bool,
+    /// The maps of the init's new user namespace, if it gets one (written before the plan is
+    /// sent).
+    pub id_maps: Option<IdMaps>,
+    /// The rootfs to idmap with the user namespace and hand to the init for its
+    /// [`Step::AttachRootfs`].
+    pub idmapped_rootfs: Option<PathBuf>,
     /// [`boxr_plan::flags`].
     pub init_flags: u8,
     pub args: Vec<CString>,
@@ -99,23 +105,37 @@ fn path(p: &Path) -> CString {
 /// Builds the plan for `config`, with its root filesystem mounted as `layer` says and the
 /// `generated` files bound over the rootfs's.
 pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]) -> Plan {
-    let user_namespace = config.has(Namespace::User);
-    let mut b = Builder { steps: Vec::with_capacity(32), user_namespace };
+    let user_namespace = config.user_namespace.as_ref();
+    let mut b = Builder {
+        steps: Vec::with_capacity(32),
+        user_namespace: user_namespace.is_some(),
+        tty_group: user_namespace.is_none_or(|ns| to_host(&ns.maps.gid, TTY_GID).is_some()),
+    };
+    let idmapped_rootfs =
+        user_namespace.filter(|ns| ns.idmapped_rootfs).map(|_| config.rootfs.clone());
     // The cgroup namespace is made by the init once the frontend has moved it into the
     // container's cgroup, so that the namespace is rooted there.
     if config.has(Namespace::Cgroup) {
         b.steps.push(Step::UnshareCgroupNamespace);
     }
+    if config.has(Namespace::Net) {
+        b.steps.push(Step::BringUpLoopback);
+    }
     b.steps.push(Step::MakeMountsPrivate);
-    b.steps.push(match layer {
-        RootfsLayer::Bind => Step::MountRootfs {
+    if idmapped_rootfs.is_some() {
+        b.steps.push(Step::AttachRootfs { target: path(&config.rootfs) });
+    }
+    b.steps.extend(match layer {
+        // The attached idmapped rootfs is the mount itself.
+        RootfsLayer::Bind if idmapped_rootfs.is_some() => None,
+        RootfsLayer::Bind => Some(Step::MountRootfs {
             source: path(&config.rootfs),
             target: path(&config.rootfs),
             fstype: c(""),
             flags: ms::BIND | ms::REC,
             data: c(""),
-        },
-        RootfsLayer::Overlay { upper, work, merged } => Step::MountRootfs {
+        }),
+        RootfsLayer::Overlay { upper, work, merged } => Some(Step::MountRootfs {
             source: c("overlay"),
             target: path(merged),
             fstype: c("overlay"),
@@ -126,7 +146,7 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
                 upper.display(),
                 work.display()
             )),
-        },
+        }),
     });
     b.mount_proc();
     b.mount_sys(config.has(Namespace::Net));
@@ -167,7 +187,8 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
             .filter(|&&ns| ns != Namespace::Cgroup)
             .map(|&ns| clone_flag(ns))
             .fold(0, |a, f| a | f),
-        user_namespace,
+        id_maps: user_namespace.map(|ns| ns.maps.clone()),
+        idmapped_rootfs,
         init_flags: if config.has(Namespace::Pid) { 0 } else { flags::SUBREAPER },
         args: config.process.args.iter().map(|a| c(a.as_str())).collect(),
         env: config.process.env.iter().map(|e| c(e.as_str())).collect(),
@@ -188,7 +209,7 @@ pub fn process_context(config: &Config) -> ProcessContext {
         no_new_privs: p.no_new_privileges,
         uid: user.uid,
         gid: user.gid,
-        groups: if config.has(Namespace::User) {
+        groups: if config.user_namespace.as_ref().is_some_and(|ns| !ns.maps.allows_setgroups()) {
             None
         } else {
             // The config checker allows at most MAX_GROUPS.
@@ -203,6 +224,8 @@ pub fn process_context(config: &Config) -> ProcessContext {
 struct Builder {
     steps: Vec<Step<CString>>,
     user_namespace: bool,
+    /// Whether the `tty` group (5) exists in the container (is mapped, in a user namespace).
+    tty_group: bool,
 }
 
 impl Builder {
@@ -252,11 +275,10 @@ impl Builder {
                 Step::Mknod { target, mode: CHAR_DEVICE_MODE, major, minor }
             });
         }
-        // gid 5 (tty) may not be mapped in a user namespace.
-        let pts = if self.user_namespace {
-            "newinstance,ptmxmode=0666,mode=0620"
-        } else {
+        let pts = if self.tty_group {
             "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        } else {
+            "newinstance,ptmxmode=0666,mode=0620"
         };
         self.mount_fs("devpts", "/dev/pts", ms::NOSUID | ms::NOEXEC, pts, true);
         self.symlink("pts/ptmx", "/dev/ptmx");
@@ -342,6 +364,13 @@ mod tests {
                 oom_score_adj: Some(300),
             },
             sysctls: vec![("kernel.shmmax".into(), "4096".into())],
+            user_namespace: namespaces.contains(&Namespace::User).then(|| {
+                let root = vec![crate::userns::IdRange { container: 0, host: 100000, size: 65536 }];
+                crate::config::UserNamespace {
+                    maps: IdMaps::new(root.clone(), root, 0, 0),
+                    idmapped_rootfs: false,
+                }
+            }),
             mounts: vec![
                 Mount {
                     destination: "/a/b".into(),
@@ -486,7 +515,7 @@ mod tests {
             &RootfsLayer::Bind,
             &[],
         );
-        assert!(plan.user_namespace);
+        assert!(plan.id_maps.is_some() && plan.idmapped_rootfs.is_none());
         assert!(!plan.steps.iter().any(|s| matches!(s, Step::Mknod { .. })));
         assert!(plan.steps.contains(&Step::Bind {
             source: c("/dev/null"),
@@ -502,6 +531,25 @@ mod tests {
         assert!(!targets(&plan).contains(&"/dev/mqueue".to_string()));
     }
 
+    #[test]
+    fn an_idmapped_rootfs_is_attached_instead_of_bound() {
+        let mut config = config(&[Namespace::Mount, Namespace::Net, Namespace::User]);
+        config.user_namespace.as_mut().unwrap().idmapped_rootfs = true;
+        let plan = compile(&config, &RootfsLayer::Bind, &[]);
+        assert_eq!(plan.idmapped_rootfs.as_deref(), Some(Path::new("/srv/rootfs")));
+        assert_eq!(
+            plan.steps[..3],
+            [
+                Step::BringUpLoopback,
+                Step::MakeMountsPrivate,
+                Step::AttachRootfs { target: c("/srv/rootfs") }
+            ]
+        );
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::MountRootfs { .. })));
+        // gid 5 is mapped: devpts gives its terminals to the tty group.
+        assert!(plan.steps.iter().any(|s| matches!(s, Step::MountFs { data, .. }
+            if data.to_bytes().ends_with(b",gid=5"))));
+    }
     #[test]
     fn overlay_rootfs_is_mounted_on_merged() {
         let layer = RootfsLayer::Overlay {
@@ -543,8 +591,13 @@ mod tests {
         );
         assert_eq!(context.oom_score_adj, Some(300));
         assert_eq!(decoded.seccomp.iter().collect::<Vec<_>>(), [(6, 0, 0, 0x7fff_0000)]);
-        let userns =
-            compile(&config(&[Namespace::Mount, Namespace::User]), &RootfsLayer::Bind, &[]);
+        // Maps root wrote allow setgroups; a user's own-id map does not.
+        let mut config = config(&[Namespace::Mount, Namespace::User]);
+        let userns = compile(&config, &RootfsLayer::Bind, &[]);
+        assert_eq!(userns.context.groups.unwrap().as_slice(), [10]);
+        let own = vec![crate::userns::IdRange { container: 0, host: 1000, size: 1 }];
+        config.user_namespace.as_mut().unwrap().maps = IdMaps::new(own.clone(), own, 1000, 1000);
+        let userns = compile(&config, &RootfsLayer::Bind, &[]);
         assert_eq!(userns.context.groups, None);
     }
 }

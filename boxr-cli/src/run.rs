@@ -45,7 +45,11 @@ pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
         bail!("detached containers with a terminal are not supported; drop -t or -d");
     }
     let init = InitBinary::locate()?;
-    let hierarchies = Hierarchies::detect()?;
+    // boxr run by another user than root (rootless) creates no cgroups: it cannot.
+    let hierarchies = match rustix::process::geteuid().is_root() {
+        true => Some(Hierarchies::detect()?),
+        false => None,
+    };
     let store = Store::open(&dirs.root)?;
     // Held while the container runs (by the monitor with -d); taken first, so a port in use
     // leaves nothing behind.
@@ -54,8 +58,13 @@ pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
         store.create(opts.name.as_deref(), |id, name| new_state(id, name, dirs, config, opts))?;
     let mut registration = Registration { store: &store, id: &created.id, armed: true };
     let layer = storage::prepare(&created.storage, config)?;
-    let cgroup = hierarchies.create(&config.cgroup_parent, &created.id, &config.resources)?;
-    let state = store.update(&created.id, |s| s.cgroup = Some(cgroup))?;
+    let state = match &hierarchies {
+        Some(h) => {
+            let cgroup = h.create(&config.cgroup_parent, &created.id, &config.resources)?;
+            store.update(&created.id, |s| s.cgroup = Some(cgroup))?
+        }
+        None => store.load(&created.id)?,
+    };
     let attachment = network::allocate(&store, &state, &config.network)?;
     let state = store.update(&created.id, |s| s.network = attachment)?;
     let generated = network::etc_binds(&state.storage, config, state.network.as_ref())?;
@@ -100,6 +109,7 @@ fn new_state(
         detached: opts.detach,
         auto_remove: opts.remove,
         network: None,
+        id_maps: config.user_namespace.as_ref().map(|ns| ns.maps.clone()),
         security: Some(SecurityContext::new(
             &plan::process_context(config),
             &config.process.seccomp,

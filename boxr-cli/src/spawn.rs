@@ -11,20 +11,28 @@
 use crate::elf;
 use crate::errno::describe;
 use crate::plan::Plan;
+use crate::userns::{self, IdMaps};
 use anyhow::{Context, Result, anyhow, bail};
-use boxr_plan::{CONSOLE_FD, PLAN_FD, Report, flags};
+use boxr_plan::{CONSOLE_FD, PLAN_FD, ROOTFS_FD, Report, flags};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus};
 use std::ffi::CStr;
-use std::fs::{self, File};
+use std::fs::File;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
+use std::slice;
 
 /// clone3's flag for a child born into a cgroup (`CLONE_INTO_CGROUP`, a 64-bit flag that libc's
 /// `c_int` constant cannot hold).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// The one-byte message that tells the cloned child its user namespace's id maps are written.
+/// The one-byte message that tells the cloned child its user namespace's id maps are written;
+/// it carries the idmapped rootfs mount, if the plan has one, for the child to place on
+/// [`ROOTFS_FD`].
 const MAPS_WRITTEN: u8 = 1;
 
 /// The environment variable that names the boxr-init binary to use.
@@ -210,7 +218,7 @@ pub fn spawn(
                 child_end.as_raw_fd(),
                 console.as_ref().map(|(_, child_end)| child_end.as_raw_fd()),
                 init_fd.as_raw_fd(),
-                plan.user_namespace,
+                plan.id_maps.is_some(),
                 &argv,
                 &envp,
             )
@@ -232,17 +240,91 @@ pub fn spawn(
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let pid = Pid::from_raw(ret as i32).ok_or_else(|| anyhow!("clone3 returned pid {ret}"))?;
     let container = Container { pid, pidfd, channel: parent_end, console, reaped: false };
-    if plan.user_namespace {
-        write_id_maps(pid)?;
+    if let Some(maps) = &plan.id_maps {
+        maps.write(pid)?;
+        let tree = match &plan.idmapped_rootfs {
+            Some(rootfs) => Some(userns::idmapped_rootfs(pid, rootfs)?),
+            None => None,
+        };
         // The child waits for this before exec'ing the init: an exec with no uid mapped
         // yet would run it as an unmapped, non-root user and drop all its capabilities.
-        rustix::net::send(&container.channel, &[MAPS_WRITTEN], SendFlags::empty())
-            .map_err(|e| anyhow!("cannot signal boxr-init's process: {}", describe(&e.into())))?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = tree.as_ref().map(AsFd::as_fd);
+        if let Some(fds) = fds.as_ref() {
+            control.push(SendAncillaryMessage::ScmRights(slice::from_ref(fds)));
+        }
+        rustix::net::sendmsg(
+            &container.channel,
+            &[IoSlice::new(&[MAPS_WRITTEN])],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .map_err(|e| anyhow!("cannot signal boxr-init's process: {}", describe(&e.into())))?;
     }
     before_start(pid)?;
     rustix::net::send(&container.channel, &bytes, SendFlags::empty())
         .map_err(|e| anyhow!("cannot send the plan to boxr-init: {}", describe(&e.into())))?;
     Ok(container)
+}
+
+/// Runs `work` in a child process that is root in a new user namespace with `maps` (a rootless
+/// container's), where it may touch the files the container's users own on the host (its
+/// writable layer, which holds subordinate uids the user cannot remove itself); `Ok` if `work`
+/// succeeded there.
+pub fn in_user_namespace(maps: &IdMaps, work: impl FnOnce() -> std::io::Result<()>) -> Result<()> {
+    let (parent_end, child_end) = socket_pair("a socket to a user namespace")?;
+    let args = CloneArgs {
+        flags: libc::CLONE_NEWUSER as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: as in `spawn`: a fork-like clone3 of this single-threaded process.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
+    if ret == 0 {
+        drop(parent_end);
+        let mut byte = [0u8];
+        let ready = rustix::io::read(&child_end, &mut byte).is_ok_and(|n| n == 1);
+        let root = ready
+            && rustix::thread::set_thread_res_gid(
+                rustix::process::Gid::ROOT,
+                rustix::process::Gid::ROOT,
+                rustix::process::Gid::ROOT,
+            )
+            .is_ok()
+            && rustix::thread::set_thread_res_uid(
+                rustix::process::Uid::ROOT,
+                rustix::process::Uid::ROOT,
+                rustix::process::Uid::ROOT,
+            )
+            .is_ok();
+        let code = if root && work().is_ok() { 0 } else { 1 };
+        // SAFETY: ends the child without running the parent's exit handlers or destructors.
+        unsafe { libc::_exit(code) }
+    }
+    if ret < 0 {
+        bail!("cannot create a user namespace: {}", describe(&std::io::Error::last_os_error()));
+    }
+    drop(child_end);
+    let pid = Pid::from_raw(ret as i32).ok_or_else(|| anyhow!("clone3 returned pid {ret}"))?;
+    let written = maps.write(pid).and_then(|()| {
+        rustix::io::write(&parent_end, &[MAPS_WRITTEN])
+            .map(drop)
+            .map_err(|e| anyhow!("cannot signal the user namespace's process: {e}"))
+    });
+    drop(parent_end);
+    let status = loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => break status,
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => bail!("cannot wait for the user namespace's process: {e}"),
+        }
+    };
+    written?;
+    if status.exit_status() != Some(0) {
+        bail!("the work in the container's user namespace failed");
+    }
+    Ok(())
 }
 
 fn socket_pair(what: &str) -> Result<(OwnedFd, OwnedFd)> {
@@ -253,7 +335,7 @@ fn socket_pair(what: &str) -> Result<(OwnedFd, OwnedFd)> {
 /// A close-on-exec duplicate of `fd` above the fds the child places for the init, so that
 /// placing one cannot clobber another.
 fn above_inherited(fd: &impl AsFd, what: &str) -> Result<OwnedFd> {
-    rustix::io::fcntl_dupfd_cloexec(fd, CONSOLE_FD + 1)
+    rustix::io::fcntl_dupfd_cloexec(fd, ROOTFS_FD + 1)
         .map_err(|e| anyhow!("cannot duplicate {what}: {}", describe(&e.into())))
 }
 
@@ -270,24 +352,6 @@ fn plan_namespace_hint(flags: u64) -> String {
     let set: Vec<_> =
         names.iter().filter(|(f, _)| flags & *f as u64 != 0).map(|(_, n)| *n).collect();
     set.join(", ")
-}
-
-/// Maps root in the container to the caller's own uid and gid, like `unshare --map-root-user`.
-fn write_id_maps(pid: Pid) -> Result<()> {
-    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
-    let uid = rustix::process::geteuid().as_raw();
-    let gid = rustix::process::getegid().as_raw();
-    for (file, content) in [
-        ("setgroups", "deny".to_string()),
-        ("uid_map", format!("0 {uid} 1")),
-        ("gid_map", format!("0 {gid} 1")),
-    ] {
-        let path = proc.join(file);
-        fs::write(&path, content).map_err(|e| {
-            anyhow!("cannot write the user namespace map {}: {}", path.display(), describe(&e))
-        })?;
-    }
-    Ok(())
 }
 
 /// The cloned child: put the plan socket on `PLAN_FD` and the console socket, if any, on
@@ -329,9 +393,33 @@ unsafe fn exec_init(
         );
         if wait_for_maps {
             let mut byte = 0u8;
+            let mut iov = libc::iovec { iov_base: (&raw mut byte).cast(), iov_len: 1 };
+            // Room for one fd's control message (CMSG_SPACE(4) is 24 bytes), aligned.
+            let mut control = [0u64; 4];
+            let mut msg: libc::msghdr = core::mem::zeroed();
+            msg.msg_iov = &raw mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = size_of_val(&control);
             // Anything but the one byte means the frontend is gone.
-            if libc::read(PLAN_FD, (&raw mut byte).cast(), 1) != 1 || byte != MAPS_WRITTEN {
+            if libc::recvmsg(PLAN_FD, &raw mut msg, libc::MSG_CMSG_CLOEXEC) != 1
+                || byte != MAPS_WRITTEN
+            {
                 libc::_exit(125);
+            }
+            let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+            if !cmsg.is_null()
+                && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            {
+                let tree = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
+                // The copy on ROOTFS_FD is inherited; the received one closes at the exec.
+                libc::dup2(tree, ROOTFS_FD);
+            }
+            // Become the namespace's root (the caller's ids may not be mapped in it, and an
+            // exec by an unmapped uid drops every capability).
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                report_start_failure();
             }
         }
         // Rust's runtime ignores SIGPIPE; an ignored disposition would survive exec.
@@ -344,6 +432,17 @@ unsafe fn exec_init(
             envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         );
+        report_start_failure()
+    }
+}
+
+/// Reports `errno` to the frontend as the init's failure to start, and exits.
+///
+/// # Safety
+/// Only in the cloned child, with the plan socket on `PLAN_FD`.
+unsafe fn report_start_failure() -> ! {
+    // SAFETY: async-signal-safe calls on the child's own fd and errno.
+    unsafe {
         let errno = *libc::__errno_location();
         let report = Report::StartFailed { errno: errno as u32 }.encode();
         libc::write(PLAN_FD, report.as_ptr().cast(), report.len());

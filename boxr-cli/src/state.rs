@@ -9,16 +9,35 @@ use crate::errno::describe;
 use crate::network::Attachment;
 use crate::security::SecurityContext;
 use crate::time::Timestamp;
+use crate::userns::IdMaps;
 use anyhow::{Result, anyhow, bail};
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_ROOT: &str = "/run/boxr";
+
+/// The state root when `--root` is not given: [`DEFAULT_ROOT`] for root; for another user
+/// (rootless) `$XDG_RUNTIME_DIR/boxr`, else `/run/user/UID/boxr` if that directory is the
+/// user's, else `/tmp/boxr-UID`.
+pub fn default_root() -> PathBuf {
+    let uid = rustix::process::geteuid();
+    if uid.is_root() {
+        return PathBuf::from(DEFAULT_ROOT);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("boxr");
+    }
+    let run_user = PathBuf::from(format!("/run/user/{}", uid.as_raw()));
+    match fs::metadata(&run_user) {
+        Ok(m) if m.is_dir() && m.uid() == uid.as_raw() => run_user.join("boxr"),
+        _ => PathBuf::from(format!("/tmp/boxr-{}", uid.as_raw())),
+    }
+}
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
 /// The directory of name links: `names/<name>` → the container's id.
@@ -107,6 +126,10 @@ pub struct ContainerState {
     /// the state of a container started by a boxr before this was recorded).
     #[serde(default)]
     pub security: Option<SecurityContext>,
+    /// The user namespace's maps, if it has one: a rootless container's storage is removed in a
+    /// user namespace with them.
+    #[serde(default)]
+    pub id_maps: Option<IdMaps>,
 }
 
 impl ContainerState {
@@ -155,6 +178,7 @@ impl ContainerState {
             auto_remove: false,
             network: None,
             security: None,
+            id_maps: None,
         }
     }
 }
@@ -200,6 +224,20 @@ impl Store {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(|e| {
             anyhow!("cannot create the state directory {}: {}", root.display(), describe(&e))
         })?;
+        // Someone else's directory (made in /tmp before boxr got to it, say) could feed boxr
+        // forged state: refuse it.
+        let meta = fs::symlink_metadata(root).map_err(|e| {
+            anyhow!("cannot inspect the state directory {}: {}", root.display(), describe(&e))
+        })?;
+        let uid = rustix::process::geteuid().as_raw();
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+            bail!(
+                "the state directory {} is not a directory of yours that only you can write (owner {}, mode {:o}); remove it or give another with --root",
+                root.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            );
+        }
         Ok(Store { root: root.to_path_buf() })
     }
 

@@ -57,7 +57,7 @@ fn select(store: &Store, names: &[String]) -> Result<Vec<ContainerState>> {
             .list()?
             .into_iter()
             .filter_map(|s| refresh(store, s).ok())
-            .filter(|s| s.status == Status::Running)
+            .filter(|s| s.status == Status::Running && s.cgroup.is_some())
             .collect();
         return Ok(states);
     }
@@ -65,7 +65,11 @@ fn select(store: &Store, names: &[String]) -> Result<Vec<ContainerState>> {
     for name in names {
         let state = refresh(store, store.find(name)?)?;
         if state.cgroup.is_none() {
-            bail!("container {} has no cgroup: it was never started", state.name);
+            let why = match state.status {
+                Status::Created => "it was never started",
+                _ => "boxr run without root creates none",
+            };
+            bail!("container {} has no cgroup to read statistics from: {why}", state.name);
         }
         states.push(state);
     }

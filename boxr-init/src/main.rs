@@ -14,6 +14,7 @@ mod credentials;
 mod exec;
 mod lockdown;
 mod mounts;
+mod net;
 mod pid1;
 mod report;
 mod resolve;
@@ -21,11 +22,12 @@ mod rt;
 mod sysctl;
 mod tty;
 
-use boxr_plan::{MAX_PLAN_LEN, Plan, Report, Step, flags};
+use boxr_plan::{MAX_PLAN_LEN, Plan, ROOTFS_FD, Report, Step, flags};
 use core::ffi::CStr;
 use core::slice;
 use mounts::Rootfs;
 use report::{SETUP_FAILED, errno, fail, plan_fd};
+use rustix::fd::BorrowedFd;
 use rustix::fs::Mode;
 use rustix::io::{Errno, FdFlags, Result, fcntl_setfd, read};
 use rustix::process::{Signal, chdir, getpid, kill_process, set_child_subreaper, umask};
@@ -69,8 +71,11 @@ fn receive_plan() -> Plan<'static> {
     // SAFETY: this is the only reference ever made to PLAN, and the init is single-threaded.
     let buf: &'static mut [u8] =
         unsafe { slice::from_raw_parts_mut((&raw mut PLAN).cast(), MAX_PLAN_LEN + 1) };
-    // The workload must not inherit the socket; `pid1` closes it in the init.
+    // The workload must not inherit the socket; `pid1` closes it in the init. Nor the idmapped
+    // rootfs mount, if the frontend passed one (`AttachRootfs` closes it).
     let _ = fcntl_setfd(plan_fd(), FdFlags::CLOEXEC);
+    // SAFETY: only the flags of ROOTFS_FD change, if it is open; nothing owns it yet.
+    let _ = fcntl_setfd(unsafe { BorrowedFd::borrow_raw(ROOTFS_FD) }, FdFlags::CLOEXEC);
     let len = match read(plan_fd(), &mut *buf) {
         Ok(0) => runtime::exit_group(SETUP_FAILED),
         Ok(len) if len > MAX_PLAN_LEN => fail(Report::BadPlan { errno: errno(Errno::TOOBIG) }),
@@ -101,6 +106,7 @@ fn run_step(rootfs: &mut Rootfs, step: Step<&CStr>) -> Result<()> {
         Step::MountRootfs { source, target, fstype, flags, data } => {
             rootfs.mount_rootfs(source, target, fstype, flags, data)
         }
+        Step::AttachRootfs { target } => rootfs.attach_rootfs(target),
         Step::MountFs { fstype, target, flags, data, strict } => {
             rootfs.mount_fs(fstype, target, flags, data, strict)
         }
@@ -121,5 +127,6 @@ fn run_step(rootfs: &mut Rootfs, step: Step<&CStr>) -> Result<()> {
         Step::MaskPath { path } => rootfs.mask_path(path),
         Step::ReadonlyPath { path } => rootfs.make_path_readonly(path),
         Step::Sysctl { key, value } => sysctl::write_sysctl(key, value),
+        Step::BringUpLoopback => net::bring_up_loopback(),
     }
 }

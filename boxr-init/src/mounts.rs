@@ -7,13 +7,15 @@
 
 use crate::cbuf::fd_path;
 use crate::resolve::{Kind, make_in_root, make_parent_in_root, open_in_root, open_node_in_root};
-use boxr_plan::ms;
+use boxr_plan::{ROOTFS_FD, ms};
 use core::ffi::CStr;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags, StatVfsMountFlags, fstatvfs, makedev, mknodat, open};
+use rustix::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use rustix::fs::{
+    CWD, FileType, Mode, OFlags, StatVfsMountFlags, fstatvfs, makedev, mknodat, open,
+};
 use rustix::fs::{fstat, major, minor, statvfs, symlinkat};
 use rustix::io::{Errno, Result};
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags, move_mount};
 use rustix::mount::{
     mount, mount_bind, mount_bind_recursive, mount_change, mount_remount, unmount,
 };
@@ -54,6 +56,19 @@ impl Rootfs {
         data: &CStr,
     ) -> Result<()> {
         mount(source, target, fstype, MountFlags::from_bits_retain(flags), data)?;
+        self.root = Some(open_dir(target)?);
+        Ok(())
+    }
+
+    /// Attaches the detached rootfs mount the frontend made (idmapped to the container's user
+    /// namespace, see `ROOTFS_FD`) at `target`, the rootfs's host path, and resolves all later
+    /// targets in it.
+    pub fn attach_rootfs(&mut self, target: &CStr) -> Result<()> {
+        // SAFETY: the frontend passes the detached mount on ROOTFS_FD for this step alone, and
+        // nothing else in the init uses that fd.
+        let tree = unsafe { OwnedFd::from_raw_fd(ROOTFS_FD) };
+        move_mount(&tree, c"", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+        drop(tree);
         self.root = Some(open_dir(target)?);
         Ok(())
     }

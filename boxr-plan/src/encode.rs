@@ -238,6 +238,11 @@ impl Writer {
                 self.str(key.as_ref())?;
                 self.str(value.as_ref())?;
             }
+            Step::AttachRootfs { target } => {
+                self.buf.push(tag::ATTACH_ROOTFS);
+                self.str(target.as_ref())?;
+            }
+            Step::BringUpLoopback => self.buf.push(tag::BRING_UP_LOOPBACK),
         }
         Ok(())
     }

@@ -48,6 +48,9 @@ pub const PLAN_FD: i32 = 3;
 /// The fd number on which `boxr-init` finds its end of the console socket (with [`flags::TTY`]
 /// only), where it sends the master of the workload's terminal.
 pub const CONSOLE_FD: i32 = 4;
+/// The fd number on which `boxr-init` finds the detached, idmapped mount of the rootfs that the
+/// frontend made for a container with its own uid and gid ranges ([`Step::AttachRootfs`] only).
+pub const ROOTFS_FD: i32 = 5;
 /// The largest plan the init accepts (it receives into a static buffer of this size).
 pub const MAX_PLAN_LEN: usize = 64 * 1024;
 /// The most arguments, and separately the most environment entries, a process may have.
@@ -58,7 +61,7 @@ pub const MAX_STR_LEN: usize = 4096;
 pub const REPORT_LEN: usize = 8;
 
 const MAGIC: &[u8; 4] = b"BXPL";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// The layout of the process-context section.
 pub const CONTEXT_VERSION: u8 = 4;
 /// The most instructions a seccomp filter may have (the kernel's `BPF_MAXINSNS`).
@@ -280,6 +283,10 @@ pub enum Step<S> {
     /// arguments as given: a recursive bind of the rootfs onto itself (`fstype` empty, `flags`
     /// `BIND | REC`) or an overlay with the rootfs as its lower layer. Later targets resolve in it.
     MountRootfs { source: S, target: S, fstype: S, flags: u32, data: S },
+    /// Attach the detached (idmapped) rootfs mount on [`ROOTFS_FD`] at `target`, the rootfs's
+    /// host path, then close the fd. Later targets resolve in it; an overlay `MountRootfs`
+    /// after it takes it as its lower layer.
+    AttachRootfs { target: S },
     /// Mount a new filesystem instance at `target` (a directory, created if missing). With
     /// `strict`, no component of `target` may be a symlink (for `/proc`, `/sys`, `/dev`).
     MountFs { fstype: S, target: S, flags: u32, data: S, strict: bool },
@@ -314,6 +321,8 @@ pub enum Step<S> {
     /// `/proc/sys/net/ipv4/ip_forward` (after the pivot: in the container's own /proc). The
     /// key's parts are names: no `/`, no `.` or `..`, none empty.
     Sysctl { key: S, value: S },
+    /// Bring the network namespace's loopback interface `lo` up.
+    BringUpLoopback,
 }
 
 mod tag {
@@ -331,6 +340,8 @@ mod tag {
     pub const MASK_PATH: u8 = 12;
     pub const READONLY_PATH: u8 = 13;
     pub const SYSCTL: u8 = 20;
+    pub const ATTACH_ROOTFS: u8 = 21;
+    pub const BRING_UP_LOOPBACK: u8 = 22;
 }
 
 impl<S: AsRef<CStr>> fmt::Display for Step<S> {
@@ -346,6 +357,9 @@ impl<S: AsRef<CStr>> fmt::Display for Step<S> {
             }
             Step::MountRootfs { fstype, target, .. } => {
                 write!(f, "mounting the {} rootfs on {}", s(fstype), s(target))
+            }
+            Step::AttachRootfs { target } => {
+                write!(f, "attaching the idmapped rootfs on {}", s(target))
             }
             Step::MountFs { fstype, target, .. } => {
                 write!(f, "mounting {} on {}", s(fstype), s(target))
@@ -363,6 +377,7 @@ impl<S: AsRef<CStr>> fmt::Display for Step<S> {
             Step::MaskPath { path } => write!(f, "masking {}", s(path)),
             Step::ReadonlyPath { path } => write!(f, "making {} read-only", s(path)),
             Step::Sysctl { key, value } => write!(f, "setting sysctl {} to {}", s(key), s(value)),
+            Step::BringUpLoopback => write!(f, "bringing the loopback interface up"),
         }
     }
 }
@@ -729,6 +744,8 @@ impl<'a> Reader<'a> {
                 }
                 Step::Sysctl { key, value: self.str()? }
             }
+            tag::ATTACH_ROOTFS => Step::AttachRootfs { target: self.str()? },
+            tag::BRING_UP_LOOPBACK => Step::BringUpLoopback,
             other => return Err(DecodeError::Unknown(other)),
         })
     }

@@ -69,6 +69,8 @@ fn sample_steps() -> Vec<Step<CString>> {
         Step::MaskPath { path: c("/proc/kcore") },
         Step::ReadonlyPath { path: c("/proc/sys") },
         Step::Sysctl { key: c("net.ipv4.ip_forward"), value: c("1") },
+        Step::AttachRootfs { target: c("/srv/rootfs") },
+        Step::BringUpLoopback,
     ]
 }
 
@@ -118,6 +120,8 @@ fn borrow(s: &Step<CString>) -> Step<&CStr> {
         Step::MaskPath { path } => Step::MaskPath { path },
         Step::ReadonlyPath { path } => Step::ReadonlyPath { path },
         Step::Sysctl { key, value } => Step::Sysctl { key, value },
+        Step::AttachRootfs { target } => Step::AttachRootfs { target },
+        Step::BringUpLoopback => Step::BringUpLoopback,
     }
 }
 

@@ -10,6 +10,19 @@ use crate::apt::{self, Tool};
 use crate::busybox::Source;
 use crate::{build_bins, cargo, root, rootfs, run_cmd, show, step};
 
+/// Host programs the integration tests (and boxr under them) run: nft for bridge networking;
+/// for the rootless tests useradd, usermod and userdel to make a user, setpriv to become it, and
+/// newuidmap and newgidmap, through which boxr maps a user's subordinate ids.
+pub const TEST_TOOLS: &[Tool] = &[
+    Tool { program: "nft", package: "nftables" },
+    Tool { program: "useradd", package: "passwd" },
+    Tool { program: "usermod", package: "passwd" },
+    Tool { program: "userdel", package: "passwd" },
+    Tool { program: "setpriv", package: "util-linux" },
+    Tool { program: "newuidmap", package: "uidmap" },
+    Tool { program: "newgidmap", package: "uidmap" },
+];
+
 /// `cargo_args` go to `cargo test`; `test_args` go after its `--`, to the test binaries.
 pub fn run(source: &Source, cargo_args: &[OsString], test_args: &[OsString]) -> Result<()> {
     let status =
@@ -21,8 +34,7 @@ pub fn run(source: &Source, cargo_args: &[OsString], test_args: &[OsString]) -> 
          run `cargo xtask test` as root"
     );
 
-    // The bridge-networking tests run nft (Debian's nftables), as boxr does.
-    apt::ensure_tools(&[Tool { program: "nft", package: "nftables" }])?;
+    apt::ensure_tools(TEST_TOOLS)?;
     build_bins::build(false)?;
     rootfs::build(source, false)?;
 

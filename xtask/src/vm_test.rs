@@ -21,6 +21,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::thread;
@@ -36,11 +37,12 @@ use crate::{busybox, cargo, output, root, rootfs, show, step};
 const INIT: &str = include_str!("vm_test/init.sh");
 
 const QEMU: &str = "qemu-system-x86_64";
-/// Host programs the guest needs beyond busybox (boxr runs nft for bridge networking).
-const GUEST_TOOLS: &[Tool] = &[Tool { program: "nft", package: "nftables" }];
+/// Host programs the guest needs beyond busybox: those the tests run on the host.
+const GUEST_TOOLS: &[Tool] = crate::test::TEST_TOOLS;
 /// Host files those programs read, copied when the host has them (nft names protocols and
-/// services with these).
-const GUEST_FILES: &[&str] = &["/etc/protocols", "/etc/services"];
+/// services with these; useradd reads its defaults, subordinate id ranges among them, from
+/// login.defs).
+const GUEST_FILES: &[&str] = &["/etc/protocols", "/etc/services", "/etc/login.defs"];
 /// The static test binaries are built for this target (an explicit `--target` keeps
 /// `+crt-static` away from build scripts and proc macros).
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -292,7 +294,9 @@ fn write_initramfs(
         let libraries = ldd.map(|o| shared_libraries(&String::from_utf8_lossy(&o.stdout)));
         for path in libraries.unwrap_or_default().iter().chain([&program]) {
             let data = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            cpio.file(path, 0o755, &data)?;
+            // The host's mode: newuidmap and newgidmap are setuid root.
+            let mode = fs::metadata(path).map_or(0o755, |m| m.permissions().mode() & 0o7777);
+            cpio.file(path, mode, &data)?;
         }
     }
     for file in GUEST_FILES.iter().map(Path::new).filter(|f| f.is_file()) {

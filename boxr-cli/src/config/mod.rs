@@ -22,6 +22,7 @@ mod filesystem;
 mod limits;
 mod networking;
 mod process;
+mod userns;
 
 pub(crate) use process::{check_env_entry, set_env};
 
@@ -108,6 +109,17 @@ pub struct Config {
     pub network: network::Settings,
     /// Kernel parameters of the container's namespaces to set: (dotted key, value), sorted.
     pub sysctls: Vec<(String, String)>,
+    /// The "user" namespace's maps, when the container has one.
+    pub user_namespace: Option<UserNamespace>,
+}
+
+/// A container's user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNamespace {
+    pub maps: crate::userns::IdMaps,
+    /// Mount the rootfs idmapped with the namespace, so that its files' owners show inside as
+    /// they are on disk (root-owned files as owned by the container's root).
+    pub idmapped_rootfs: bool,
 }
 
 impl Config {
@@ -221,10 +233,13 @@ struct RawConfig {
     masked_paths: Option<Vec<Spanned<String>>>,
     readonly_paths: Option<Vec<Spanned<String>>>,
     cgroup_parent: Option<Spanned<String>>,
-    resources: Option<RawResourceTable>,
+    resources: Option<Spanned<RawResourceTable>>,
     network: Option<Spanned<RawNetwork>>,
     #[serde(default)]
     sysctls: BTreeMap<Spanned<String>, Spanned<RawScalar>>,
+    uid_map: Option<Spanned<Vec<Spanned<String>>>>,
+    gid_map: Option<Spanned<Vec<Spanned<String>>>>,
+    idmapped_rootfs: Option<Spanned<bool>>,
 }
 
 /// A value given as a number or a string.
@@ -389,10 +404,31 @@ impl Checker<'_> {
         let rootfs = self.rootfs(&raw.rootfs)?;
         let explicit_namespaces = raw.namespaces.as_ref().map(Spanned::span);
         let mut namespaces = self.namespaces(raw.namespaces)?;
+        let user_namespace = self.user_namespace(
+            userns::RawUserNamespace {
+                uid_map: raw.uid_map,
+                gid_map: raw.gid_map,
+                idmapped_rootfs: raw.idmapped_rootfs,
+            },
+            &mut namespaces,
+        )?;
+        let network_at = raw.network.as_ref().map(Spanned::span);
         let network = self.network(raw.network, overrides, &mut namespaces, explicit_namespaces)?;
+        self.rootless_limits(
+            raw.resources.as_ref().map(Spanned::span),
+            raw.cgroup_parent.as_ref().map(Spanned::span),
+            &network,
+            network_at,
+            overrides,
+        )?;
         let hostname = self.hostname(raw.hostname, overrides.hostname.as_deref(), &namespaces)?;
-        let process =
-            self.process(raw.process, overrides, hostname.as_deref(), &rootfs, &namespaces)?;
+        let process = self.process(
+            raw.process,
+            overrides,
+            hostname.as_deref(),
+            &rootfs,
+            user_namespace.as_ref(),
+        )?;
         let sysctls = self.sysctls(raw.sysctls, &namespaces, hostname.as_deref())?;
         let mut seen = HashSet::new();
         let mut mounts = Vec::with_capacity(raw.mounts.len());
@@ -430,9 +466,13 @@ impl Checker<'_> {
                 "readonly_paths",
             )?,
             cgroup_parent: self.cgroup_parent(raw.cgroup_parent)?,
-            resources: self.resources(raw.resources.unwrap_or_default(), &overrides.resources)?,
+            resources: self.resources(
+                raw.resources.map(Spanned::into_inner).unwrap_or_default(),
+                &overrides.resources,
+            )?,
             network,
             sysctls,
+            user_namespace,
         })
     }
     fn host_path(&self, value: &str) -> PathBuf {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::seccomp;
+use crate::userns::to_host;
 
 impl Checker<'_> {
     pub(super) fn process(
@@ -11,14 +12,14 @@ impl Checker<'_> {
         overrides: &Overrides,
         hostname: Option<&str>,
         rootfs: &Path,
-        namespaces: &[Namespace],
+        user_namespace: Option<&UserNamespace>,
     ) -> Result<Process, ConfigError> {
         let (span, raw) = match raw {
             Some(p) => (p.span(), p.into_inner()),
             None => (0..0, RawProcess::default()),
         };
-        let user_namespace = namespaces.contains(&Namespace::User);
         let user = self.user(raw.user, &raw.additional_gids, rootfs, user_namespace)?;
+        let user_namespace = user_namespace.is_some();
         let args = if overrides.args.is_empty() {
             let Some(raw_args) = raw.args.filter(|a| !a.get_ref().is_empty()) else {
                 return Err(self.src.error(
@@ -229,13 +230,14 @@ impl Checker<'_> {
         Ok(sysctls)
     }
     /// `process.user` and `process.additional_gids`, resolved in the rootfs's /etc files. In a
-    /// user namespace only root is mapped, and `setgroups` is denied.
+    /// user namespace they must be mapped; where `setgroups` is denied (a user mapping only its
+    /// own ids) supplementary groups cannot be set.
     pub(super) fn user(
         &self,
         spec: Option<Spanned<String>>,
         additional: &[Spanned<u32>],
         rootfs: &Path,
-        user_namespace: bool,
+        user_namespace: Option<&UserNamespace>,
     ) -> Result<User, ConfigError> {
         let at = spec.as_ref().map_or(0..0, Spanned::span);
         let err = |m: String| self.src.error(at.clone(), format!("process.user: {m}"));
@@ -246,19 +248,39 @@ impl Checker<'_> {
         let user =
             users::resolve(spec.as_ref().map(|s| s.get_ref().as_str()), &gids, &passwd, &group)
                 .map_err(&err)?;
-        if user_namespace {
-            if let Some(gid) = additional.first() {
+        let Some(ns) = user_namespace else { return Ok(user) };
+        let maps = &ns.maps;
+        if to_host(&maps.uid, user.uid).is_none() || to_host(&maps.gid, user.gid).is_none() {
+            return Err(err(format!(
+                "{}:{} is not mapped in the \"user\" namespace (see uid_map and gid_map)",
+                user.uid, user.gid
+            )));
+        }
+        for gid in additional {
+            if !maps.allows_setgroups() {
                 return Err(self.src.error(
                     gid.span(),
-                    "process.additional_gids: a container with the \"user\" namespace cannot have supplementary groups (setgroups is denied there)",
+                    "process.additional_gids: supplementary groups need setgroups, which the kernel denies in a user namespace whose maps a user wrote itself (give yourself /etc/subuid and /etc/subgid ranges and install uidmap)",
                 ));
             }
-            if (user.uid, user.gid) != (0, 0) {
-                return Err(err(format!(
-                    "{}:{} is not mapped in the \"user\" namespace, where only root (0:0) is",
-                    user.uid, user.gid
-                )));
+            if to_host(&maps.gid, *gid.get_ref()).is_none() {
+                return Err(self.src.error(
+                    gid.span(),
+                    format!(
+                        "process.additional_gids: group {} is not mapped in the \"user\" namespace (see gid_map)",
+                        gid.get_ref()
+                    ),
+                ));
             }
+        }
+        if let Some(gid) = user
+            .groups
+            .iter()
+            .find(|&&g| maps.allows_setgroups() && to_host(&maps.gid, g).is_none())
+        {
+            return Err(err(format!(
+                "its supplementary group {gid} (from the rootfs's /etc/group) is not mapped in the \"user\" namespace (see gid_map)"
+            )));
         }
         Ok(user)
     }

@@ -592,7 +592,47 @@ fn user_is_resolved_in_the_rootfs() {
     let e = s.err(&format!("{userns}user = \"web\"\n"));
     assert!(e.starts_with("5:8: process.user: 1000:1000 is not mapped"), "{e}");
     let e = s.err(&format!("{userns}additional_gids = [7]\n"));
-    assert!(e.starts_with("5:20: process.additional_gids: a container with"), "{e}");
+    assert!(e.starts_with("5:20: process.additional_gids: group 7 is not mapped"), "{e}");
+}
+
+#[test]
+fn user_namespace_maps_are_checked_in_place() {
+    let s = Scratch::new();
+    fs::create_dir_all(s.0.join("rootfs/etc")).unwrap();
+    fs::write(s.0.join("rootfs/etc/passwd"), "web:x:1000:1000::/srv:/bin/sh\n").unwrap();
+    let head = "rootfs = \"rootfs\"\nnamespaces = [\"mount\", \"pid\", \"user\"]\n";
+    let tail = "[process]\nargs = [\"/bin/true\"]\nuser = \"web\"\nadditional_gids = [7]\n";
+    let maps = "uid_map = [\"0:100000:65536\"]\ngid_map = [\"0:100000:65536\"]\n";
+    let c = s.parse(&format!("{head}{maps}{tail}")).unwrap();
+    let ns = c.user_namespace.expect("a user namespace");
+    assert!(ns.idmapped_rootfs, "explicit maps idmap the rootfs by default");
+    assert_eq!(ns.maps.uid, [crate::userns::IdRange { container: 0, host: 100000, size: 65536 }]);
+    assert_eq!((c.process.user.uid, c.process.user.groups.as_slice()), (1000, &[7][..]));
+    let c = s.parse(&format!("{head}{maps}idmapped_rootfs = false\n{tail}")).unwrap();
+    assert!(!c.user_namespace.unwrap().idmapped_rootfs);
+    for (config, expected) in [
+        (format!("{head}uid_map = [\"0:1\"]\n{tail}"), "3:12: uid_map: \"0:1\" is not"),
+        (format!("{head}uid_map = [\"0:1:1\"]\n{tail}"), "3:11: give both uid_map and gid_map"),
+        (
+            format!("{head}uid_map = [\"1:1:5\"]\ngid_map = [\"0:1:5\"]\n{tail}"),
+            "3:11: uid_map must map the container's root (0)",
+        ),
+        (
+            format!("{head}uid_map = [\"0:1:5\", \"5:3:2\"]\ngid_map = [\"0:1:5\"]\n{tail}"),
+            "3:11: uid_map: host ids 3-4 are mapped twice",
+        ),
+        (
+            format!("{head}uid_map = [\"0:1:5\"]\ngid_map = [\"0:1:5\"]\n{tail}"),
+            "7:8: process.user: 1000:1000 is not mapped",
+        ),
+        (
+            format!("rootfs = \"rootfs\"\nuid_map = [\"0:1:5\"]\n{tail}"),
+            "2:11: uid_map needs the \"user\" namespace",
+        ),
+    ] {
+        let e = s.err(&config);
+        assert!(e.starts_with(expected), "{e}\n{config}");
+    }
 }
 
 #[test]

@@ -47,6 +47,11 @@ mount -t tmpfs -o nosuid,nodev tmp /tmp
 chmod 1777 /tmp /dev/shm
 hostname vm-test
 ip link set lo up
+# Accounts, for the rootless tests' useradd (and subordinate id ranges for its users).
+printf 'root:x:0:0:root:/root:/bin/sh\n' >/etc/passwd
+printf 'root:x:0:\n' >/etc/group
+: >/etc/subuid
+: >/etc/subgid
 
 while read -r module; do
 	insmod "/lib/modules/$module.ko" || echo "vm-test: cannot load module $module"
