@@ -56,7 +56,7 @@ const NAMES: [&str; 41] = [
 ];
 
 /// docker's and podman's default set.
-const DEFAULT: [&str; 14] = [
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "FSETID",
@@ -161,7 +161,7 @@ pub fn capability_set(add: &[CapName], drop: &[CapName], available: Available) -
     } else if add.contains(&CapName::All) {
         all & !drop_mask
     } else {
-        (mask_of(&DEFAULT) & !drop_mask) | add_mask
+        (mask_of(&DEFAULT_CAPABILITIES) & !drop_mask) | add_mask
     };
     Ok(set & all)
 }

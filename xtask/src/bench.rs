@@ -27,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use boxr_cli::{config, devices, security};
 use serde_json::json;
 
 use self::report::{Align, median, ms, ratio, size, table};
@@ -212,8 +213,10 @@ pub fn run(args: &Args) -> Result<()> {
         "- Every container gets pid, mount, uts, ipc and net namespaces over the busybox rootfs \
          (`target/rootfs`). `boxr run` uses the rootfs directory itself (`copy_on_write = \
          false`), as runc and crun do; `(overlay)` is boxr's default copy-on-write overlay. \
-         runc and crun run minimal OCI bundles with the same mounts as boxr. The runtimes keep \
-         their state on a tmpfs (`/run/boxr-bench`), as their defaults do; boxr's storage is on \
+         runc and crun run OCI bundles with boxr's default security profile (the same mounts, \
+         docker's default capabilities, no_new_privileges, runc's masked and read-only paths, \
+         docker's device rules and default seccomp profile). bwrap and the floor set up none \
+         of it. The runtimes keep their state on a tmpfs (`/run/boxr-bench`), as their defaults do; boxr's storage is on \
          disk (`target/bench`), as `/var/lib/boxr` is.\n"
     );
 
@@ -259,24 +262,44 @@ fn write_configs(env: &Env) -> Result<()> {
     {
         let dir = env.dir.join(bundle);
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let spec = serde_json::to_string_pretty(&oci_spec(&env.rootfs, &args))?;
+        let spec = serde_json::to_string_pretty(&oci_spec(&env.rootfs, &args)?)?;
         write(&dir.join("config.json"), &spec)?;
     }
     Ok(())
 }
 
-/// A minimal OCI runtime spec: the namespaces and mounts boxr gives a container, no
-/// capability changes, masked paths, seccomp or rlimits (boxr sets none of these either).
-fn oci_spec(rootfs: &Path, args: &[&str]) -> serde_json::Value {
+/// An OCI runtime spec with what boxr gives a container by default: the namespaces and mounts,
+/// docker's default capabilities, `noNewPrivileges`, runc's masked and read-only paths, docker's
+/// device rules and docker's default seccomp profile (boxr's `default.json`, its `includes` and
+/// `excludes` resolved for those capabilities, as docker does before it hands a spec to runc).
+fn oci_spec(rootfs: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let mount = |destination: &str, kind: &str, options: &[&str]| json!({ "destination": destination, "type": kind, "source": kind, "options": options });
-    json!({
+    let caps: Vec<String> =
+        security::DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
+    let mut devices = vec![json!({ "allow": false, "access": "rwm" })];
+    for rule in devices::v1_allow_rules() {
+        // "c MAJOR:MINOR ACCESS", `*` for any.
+        let fields: Vec<&str> = rule.split([' ', ':']).collect();
+        let mut device = json!({ "allow": true, "type": fields[0], "access": fields[3] });
+        for (key, number) in [("major", fields[1]), ("minor", fields[2])] {
+            if let Ok(n) = number.parse::<i64>() {
+                device[key] = json!(n);
+            }
+        }
+        devices.push(device);
+    }
+    Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": { "uid": 0, "gid": 0 },
             "args": args,
             "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/"
+            "cwd": "/",
+            "noNewPrivileges": true,
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps
+            }
         },
         "root": { "path": rootfs, "readonly": false },
         "hostname": "bench",
@@ -292,9 +315,52 @@ fn oci_spec(rootfs: &Path, args: &[&str]) -> serde_json::Value {
             "namespaces": [
                 { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
                 { "type": "uts" }, { "type": "mount" }
-            ]
+            ],
+            "maskedPaths": config::DEFAULT_MASKED_PATHS,
+            "readonlyPaths": config::DEFAULT_READONLY_PATHS,
+            "resources": { "devices": devices },
+            "seccomp": oci_seccomp(&caps)?
         }
-    })
+    }))
+}
+
+/// boxr's default seccomp profile as an OCI `linux.seccomp` for a workload with `caps`: the
+/// entries docker's rules select for x86_64 and those capabilities, without `includes` and
+/// `excludes`.
+fn oci_seccomp(caps: &[String]) -> Result<serde_json::Value> {
+    let profile: serde_json::Value =
+        serde_json::from_str(include_str!("../../boxr-cli/src/seccomp/default.json"))?;
+    let names = |v: &serde_json::Value, key: &str| -> Vec<String> {
+        v.get(key)
+            .and_then(|list| list.as_array())
+            .map(|list| list.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let ours = |arches: &[String]| arches.iter().any(|a| a == "amd64" || a == "x86_64");
+    let mut syscalls = Vec::new();
+    for entry in profile["syscalls"].as_array().context("default.json has no syscalls")? {
+        let (inc, exc) = (&entry["includes"], &entry["excludes"]);
+        let excluded =
+            names(exc, "caps").iter().any(|c| caps.contains(c)) || ours(&names(exc, "arches"));
+        let inc_arches = names(inc, "arches");
+        let included = names(inc, "caps").iter().all(|c| caps.contains(c))
+            && (inc_arches.is_empty() || ours(&inc_arches));
+        if excluded || !included {
+            continue;
+        }
+        let mut entry = entry.clone();
+        let fields = entry.as_object_mut().context("a syscalls entry is not an object")?;
+        for key in ["includes", "excludes", "comment"] {
+            fields.remove(key);
+        }
+        syscalls.push(entry);
+    }
+    Ok(json!({
+        "defaultAction": profile["defaultAction"],
+        "defaultErrnoRet": profile["defaultErrnoRet"],
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": syscalls
+    }))
 }
 
 fn write(path: &Path, contents: &str) -> Result<()> {
@@ -829,8 +895,8 @@ mod tests {
     }
 
     #[test]
-    fn oci_spec_has_boxrs_namespaces_and_mounts() {
-        let spec = oci_spec(Path::new("/r"), &["/bin/true"]);
+    fn oci_spec_has_boxrs_namespaces_mounts_and_security_profile() {
+        let spec = oci_spec(Path::new("/r"), &["/bin/true"]).unwrap();
         assert_eq!(spec["root"]["path"], "/r");
         assert_eq!(spec["process"]["args"][0], "/bin/true");
         let namespaces: Vec<_> =
@@ -839,5 +905,27 @@ mod tests {
         let mounts: Vec<_> =
             spec["mounts"].as_array().unwrap().iter().map(|m| &m["destination"]).collect();
         assert_eq!(mounts, ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]);
+        let process = &spec["process"];
+        assert_eq!(process["noNewPrivileges"], true);
+        assert_eq!(process["capabilities"]["bounding"].as_array().unwrap().len(), 14);
+        assert_eq!(spec["linux"]["maskedPaths"][1], "/proc/kcore");
+        let devices = spec["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devices[0], json!({ "allow": false, "access": "rwm" }));
+        assert!(devices.contains(
+            &json!({ "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" })
+        ));
+        assert!(devices.contains(&json!({ "allow": true, "type": "c", "access": "m" })));
+        // Resolved for the default capabilities: mount needs CAP_SYS_ADMIN, chroot is allowed.
+        let seccomp = &spec["linux"]["seccomp"];
+        let named = |name: &str| {
+            seccomp["syscalls"].as_array().unwrap().iter().any(|e| {
+                e["action"] == "SCMP_ACT_ALLOW"
+                    && e["names"].as_array().unwrap().iter().any(|n| n == name)
+            })
+        };
+        assert!(named("read") && named("chroot") && !named("mount"));
+        assert!(
+            seccomp["syscalls"].as_array().unwrap().iter().all(|e| e.get("includes").is_none())
+        );
     }
 }

@@ -5,10 +5,11 @@
 //!    `target/vm-build`, with `boxr-init` beside `boxr`: they run in the guest as they are.
 //! 2. The kernel is Debian's, fetched and cached by [`kernel`], or `--kernel IMAGE`.
 //! 3. An initramfs ([`cpio`]) holds busybox, the modules, the init ([`INIT`]), the host tools
-//!    of [`GUEST_TOOLS`] with their shared libraries, the busybox rootfs, and the list of test
-//!    binaries. The host's workspace is shared read-only over 9p and mounted at the same path
-//!    (the tests have paths under it compiled in, and find `boxr` beside themselves); the
-//!    rootfs is bound over its `target/rootfs`, so that containers get it from a local tmpfs.
+//!    of [`GUEST_TOOLS`] with their shared libraries, and the list of test binaries. The host's
+//!    workspace is shared read-only over 9p and mounted at the same path (the tests have paths
+//!    under it compiled in, and find `boxr` beside themselves); the busybox rootfs comes as an
+//!    ext4 image (`mkfs.ext4 -d`) on a virtio disk, mounted over its `target/rootfs`: a local
+//!    filesystem that supports idmapped mounts, which the kernel's tmpfs does only from 6.3.
 //! 4. qemu runs it with KVM if `/dev/kvm` opens and a smoke boot succeeds, else with TCG. The
 //!    guest's console is shown as it comes; its results arrive on a second serial port
 //!    ([`results`]); it leaves through `isa-debug-exit`. The whole run has a timeout.
@@ -37,6 +38,10 @@ use crate::{busybox, cargo, output, root, rootfs, show, step};
 const INIT: &str = include_str!("vm_test/init.sh");
 
 const QEMU: &str = "qemu-system-x86_64";
+/// Makes the rootfs image.
+const MKFS: Tool = Tool { program: "mkfs.ext4", package: "e2fsprogs" };
+/// The rootfs image's size (busybox takes 2 MB).
+const ROOTFS_IMAGE_SIZE: &str = "64M";
 /// Host programs the guest needs beyond busybox: those the tests run on the host.
 const GUEST_TOOLS: &[Tool] = crate::test::TEST_TOOLS;
 /// Host files those programs read, copied when the host has them (nft names protocols and
@@ -105,6 +110,8 @@ impl Engine {
 struct Vm<'a> {
     image: &'a Path,
     initramfs: &'a Path,
+    /// The busybox rootfs as an ext4 image, the guest's first disk.
+    rootfs_image: &'a Path,
     share: &'a Path,
 }
 
@@ -119,10 +126,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
 
     let qemu = Tool { program: QEMU, package: "qemu-system-x86" };
-    apt::ensure_tools(&[&[qemu], GUEST_TOOLS].concat())?;
+    apt::ensure_tools(&[&[qemu, MKFS], GUEST_TOOLS].concat())?;
     rootfs::build(&args.source, false)?;
     let vm_dir = root().join("target/vm");
     fs::create_dir_all(&vm_dir).with_context(|| format!("cannot create {}", vm_dir.display()))?;
+    let rootfs_image = vm_dir.join("rootfs.ext4");
+    write_rootfs_image(&root().join("target/rootfs"), &rootfs_image)?;
     let kernel = match &args.kernel {
         Some(image) => kernel::custom(image, args.modules.as_deref(), &vm_dir)?,
         None => kernel::debian(&vm_dir.join("kernel"))?,
@@ -137,7 +146,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let initramfs = vm_dir.join("initramfs.cpio");
     write_initramfs(&initramfs, &kernel, &tests, &args.test_args)?;
 
-    let vm = Vm { image: &kernel.image, initramfs: &initramfs, share: root() };
+    let vm = Vm {
+        image: &kernel.image,
+        initramfs: &initramfs,
+        rootfs_image: &rootfs_image,
+        share: root(),
+    };
     let accel = choose_accel(args.accel, &vm, &vm_dir)?;
     let limit = Duration::from_secs(args.timeout);
     step(&format!(
@@ -327,11 +341,28 @@ fn write_initramfs(
         args.push(b'\n');
     }
     cpio.file(Path::new("vm-test/args"), 0o644, &args)?;
-    cpio.tree(&rootfs, Path::new("vm-test/rootfs"))?;
     cpio.finish()?
         .into_inner()
         .map_err(|e| e.into_error())
         .context("cannot write the initramfs")?;
+    Ok(())
+}
+
+/// Writes the busybox rootfs at `rootfs` into a fresh ext4 image at `image` (owners and modes
+/// kept), which the guest mounts over its `target/rootfs`.
+fn write_rootfs_image(rootfs: &Path, image: &Path) -> Result<()> {
+    step(&format!("writing {}", image.display()));
+    if image.exists() {
+        fs::remove_file(image).with_context(|| format!("cannot remove {}", image.display()))?;
+    }
+    let status = Command::new(MKFS.program)
+        .args(["-q", "-F", "-L", "boxr-rootfs", "-d"])
+        .arg(rootfs)
+        .arg(image)
+        .arg(ROOTFS_IMAGE_SIZE)
+        .status()
+        .with_context(|| format!("cannot run {}", MKFS.program))?;
+    ensure!(status.success(), "{} {} failed: {status}", MKFS.program, image.display());
     Ok(())
 }
 
@@ -428,6 +459,8 @@ fn qemu(vm: &Vm, accel: Engine, extra_cmdline: &str, results: Option<&Path>) -> 
     cmd.arg("-fsdev")
         .arg(format!("local,id=share,path={},security_model=none,readonly=on", opt(vm.share)));
     cmd.args(["-device", "virtio-9p-pci,fsdev=share,mount_tag=boxr"]);
+    cmd.arg("-drive").arg(format!("file={},if=none,id=rootfs,format=raw", opt(vm.rootfs_image)));
+    cmd.args(["-device", "virtio-blk-pci,drive=rootfs"]);
     // A network device, as hosts have one (user mode, no access to the host or beyond).
     cmd.args(["-netdev", "user,id=net,restrict=on", "-device", "virtio-net-pci,netdev=net"]);
     cmd

@@ -319,10 +319,11 @@ pub fn compile(profile: &Profile, caps: u64) -> Result<Vec<Instruction>, String>
     compile_for(profile, caps, running_kernel())
 }
 
+/// A syscall's rules: the conditional ones in profile order, and its unconditional action.
+type SyscallRules = (Vec<(Vec<Condition>, Action)>, Option<Action>);
+
 fn compile_for(profile: &Profile, caps: u64, kernel: Kernel) -> Result<Vec<Instruction>, String> {
-    // Per syscall: its conditional rules in profile order, and its unconditional action.
-    let mut per_syscall: BTreeMap<u32, (Vec<(Vec<Condition>, Action)>, Option<Action>)> =
-        BTreeMap::new();
+    let mut per_syscall: BTreeMap<u32, SyscallRules> = BTreeMap::new();
     for rule in profile.rules.iter().filter(|r| r.applies(caps, kernel)) {
         for &nr in &rule.syscalls {
             let (conditional, unconditional) = per_syscall.entry(nr).or_default();

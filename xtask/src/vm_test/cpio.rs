@@ -4,17 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
-const S_IFLNK: u32 = 0o120_000;
 const S_IFCHR: u32 = 0o020_000;
 const TRAILER: &str = "TRAILER!!!";
 
@@ -31,64 +28,16 @@ impl<W: Write> Writer<W> {
         Self { out, offset: 0, next_ino: 1, dirs: BTreeSet::new() }
     }
 
-    /// A directory (`path` is relative to the archive's root, like every path here).
-    pub fn dir(&mut self, path: &Path, mode: u32) -> Result<()> {
-        let path = self.parents(path)?;
-        if self.dirs.insert(path.clone()) {
-            self.entry(&path, S_IFDIR | mode, (0, 0), &[])?;
-        }
-        Ok(())
-    }
-
+    /// A regular file (`path` is relative to the archive's root, like every path here).
     pub fn file(&mut self, path: &Path, mode: u32, data: &[u8]) -> Result<()> {
         let path = self.parents(path)?;
         self.entry(&path, S_IFREG | mode, (0, 0), data)
-    }
-
-    pub fn symlink(&mut self, path: &Path, target: &Path) -> Result<()> {
-        let path = self.parents(path)?;
-        self.entry(&path, S_IFLNK | 0o777, (0, 0), target.as_os_str().as_bytes())
     }
 
     /// A character device node.
     pub fn char_dev(&mut self, path: &Path, mode: u32, major: u32, minor: u32) -> Result<()> {
         let path = self.parents(path)?;
         self.entry(&path, S_IFCHR | mode, (major, minor), &[])
-    }
-
-    /// The host directory `from`, recursively, at `to`: directories, regular files and
-    /// symlinks with their permission bits (anything else is refused).
-    pub fn tree(&mut self, from: &Path, to: &Path) -> Result<()> {
-        let meta = fs::symlink_metadata(from)
-            .with_context(|| format!("cannot stat {}", from.display()))?;
-        let mode = meta.mode() & 0o7777;
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            self.dir(to, mode)?;
-            let mut names = fs::read_dir(from)
-                .with_context(|| format!("cannot read {}", from.display()))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<io::Result<Vec<_>>>()
-                .with_context(|| format!("cannot read {}", from.display()))?;
-            names.sort();
-            for name in names {
-                self.tree(&from.join(&name), &to.join(&name))?;
-            }
-        } else if kind.is_file() {
-            let data = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-            self.file(to, mode, &data)?;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(from)
-                .with_context(|| format!("cannot read the symlink {}", from.display()))?;
-            self.symlink(to, &target)?;
-        } else {
-            let what = if kind.is_char_device() { "a device node" } else { "a special file" };
-            bail!(
-                "{} is {what}: only directories, files and symlinks are archived",
-                from.display()
-            );
-        }
-        Ok(())
     }
 
     /// Writes the trailer and returns the output.
@@ -214,8 +163,7 @@ mod tests {
     fn writes_entries_parents_first_and_aligned() {
         let mut w = Writer::new(Vec::new());
         w.file(Path::new("/bin/busybox"), 0o755, b"ELF!!").unwrap();
-        w.symlink(Path::new("bin/sh"), Path::new("busybox")).unwrap();
-        w.dir(Path::new("bin"), 0o700).unwrap(); // already there: no second entry
+        w.file(Path::new("bin/sh"), 0o755, b"busybox").unwrap(); // bin is there already
         w.char_dev(Path::new("dev/console"), 0o600, 5, 1).unwrap();
         w.file(Path::new("./init"), 0o755, b"#!/bin/sh\n").unwrap();
         let entries = read_archive(&w.finish().unwrap());
@@ -226,7 +174,7 @@ mod tests {
             [
                 ("bin", S_IFDIR | 0o755, 0, 0, 0),
                 ("bin/busybox", S_IFREG | 0o755, 0, 0, 5),
-                ("bin/sh", S_IFLNK | 0o777, 0, 0, 7),
+                ("bin/sh", S_IFREG | 0o755, 0, 0, 7),
                 ("dev", S_IFDIR | 0o755, 0, 0, 0),
                 ("dev/console", S_IFCHR | 0o600, 5, 1, 0),
                 ("init", S_IFREG | 0o755, 0, 0, 10),
@@ -255,33 +203,5 @@ mod tests {
         let mut w = Writer::new(Vec::new());
         assert!(w.file(Path::new("../etc/passwd"), 0o644, b"").is_err());
         assert!(w.file(Path::new("/"), 0o644, b"").is_err());
-    }
-
-    #[test]
-    fn archives_a_host_tree() {
-        let dir = std::env::temp_dir().join(format!("xtask-cpio-test.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("sub/empty")).unwrap();
-        fs::write(dir.join("sub/file"), b"data").unwrap();
-        std::os::unix::fs::symlink("../sub/file", dir.join("sub/link")).unwrap();
-        let mut w = Writer::new(Vec::new());
-        w.tree(&dir, Path::new("/srv/tree")).unwrap();
-        let entries = read_archive(&w.finish().unwrap());
-        fs::remove_dir_all(&dir).unwrap();
-        let names: Vec<_> = entries.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "srv",
-                "srv/tree",
-                "srv/tree/sub",
-                "srv/tree/sub/empty",
-                "srv/tree/sub/file",
-                "srv/tree/sub/link"
-            ]
-        );
-        assert_eq!(entries[4].4, b"data");
-        assert_eq!(entries[5].1 & 0o170_000, S_IFLNK);
-        assert_eq!(entries[5].4, b"../sub/file");
     }
 }

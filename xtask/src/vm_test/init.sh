@@ -5,7 +5,7 @@
 # tmpfs and switch_roots into it. Stage 2 sets up a pure cgroup-v2 system, loads the modules,
 # mounts the host's workspace over 9p at the host's path, runs every test binary there, writes
 # the results to the second serial port (ttyS1), and leaves through isa-debug-exit: 0 when
-# every binary passed, 1 otherwise (2: no workspace).
+# every binary passed, 1 otherwise (2: no workspace or rootfs).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 
 # Leave qemu with status $1 (qemu exits with 2 * $1 + 1).
@@ -67,8 +67,15 @@ if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 bo
 	echo "vm-test: cannot mount the host's $share over 9p"
 	vm_exit 2
 fi
-# The busybox rootfs comes from the initramfs (a tmpfs), at the host's path.
-mount --bind /vm-test/rootfs "$(cat /vm-test/rootfs-at)"
+# The busybox rootfs, an ext4 image on the first disk, at the host's path.
+for _ in $(seq 50); do
+	[ -b /dev/vda ] && break
+	sleep 0.1
+done
+if ! mount -t ext4 /dev/vda "$(cat /vm-test/rootfs-at)"; then
+	echo "vm-test: cannot mount the rootfs image"
+	vm_exit 2
+fi
 
 echo "vm-test: $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 set --

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::{TempDir, apt, on_path, remove_dir_if_exists, run_cmd, show, step};
 
 /// The modules the guest loads (with their dependencies), unless the kernel has them built in:
-/// the VM's virtio devices and 9p, then what containers use (overlayfs, veth, bridges,
+/// the VM's virtio devices, 9p and ext4 (the rootfs image), then what containers use (overlayfs, veth, bridges,
 /// nftables with NAT and the expressions boxr's rules use: the guest has no modprobe for the
 /// kernel to load them on demand). `crc32c_generic` is a soft dependency (an algorithm looked up when the
 /// module loads, not a symbol) of nf_tables' libcrc32c, so it is named here, before nf_tables.
@@ -31,6 +31,8 @@ pub const MODULES: &[&str] = &[
     "veth",
     "bridge",
     "crc32c_generic",
+    "virtio_blk",
+    "ext4",
     "nf_tables",
     "nft_chain_nat",
     "nft_nat",
