@@ -14,6 +14,7 @@ use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -99,29 +100,42 @@ impl Hierarchies {
         Ok(Hierarchies { version: Version::V2, mounts })
     }
 
-    /// Creates the container's cgroup under `parent` and applies `resources`. On failure,
-    /// removes what it created.
-    pub fn create(&self, parent: &str, id: &str, resources: &Resources) -> Result<ContainerCgroup> {
-        let mut cgroup = ContainerCgroup { version: self.version, dirs: BTreeMap::new() };
-        let mut made = Vec::new();
-        let result = (|| {
-            for (controller, (mount, own)) in &self.mounts {
+    /// Where the container `id`'s cgroup goes under `parent`: a directory per controller
+    /// (co-mounted controllers share one), nothing created yet.
+    pub fn locate(&self, parent: &str, id: &str) -> ContainerCgroup {
+        let dirs = self
+            .mounts
+            .iter()
+            .map(|(controller, (mount, own))| {
                 let base = if parent.starts_with('/') {
                     PathBuf::from(parent)
                 } else {
                     Path::new(own).join(parent)
                 };
-                let dir = mount.join(base.strip_prefix("/").unwrap_or(&base)).join(id);
-                if !cgroup.dirs.values().any(|d| *d == dir) {
-                    make_cgroup_dir(mount, &dir, controller, &mut made)?;
+                (controller.clone(), mount.join(base.strip_prefix("/").unwrap_or(&base)).join(id))
+            })
+            .collect();
+        ContainerCgroup { version: self.version, dirs }
+    }
+
+    /// Creates the directories of `cgroup` (from [`Hierarchies::locate`]) with their missing
+    /// ancestors, with docker's device rules and the limits of `resources`; on failure removes
+    /// what it made.
+    pub fn create(&self, cgroup: &ContainerCgroup, resources: &Resources) -> Result<()> {
+        let mut made = Vec::new();
+        let result = (|| {
+            for (controller, (mount, _)) in &self.mounts {
+                let Some(dir) = cgroup.dirs.get(controller) else { continue };
+                // Co-mounted controllers (cpu,cpuacct) share one directory.
+                if !made.contains(dir) {
+                    make_cgroup_dir(mount, dir, controller, &mut made)?;
                 }
-                cgroup.dirs.insert(controller.clone(), dir);
             }
             cgroup.restrict_devices()?;
             cgroup.apply(resources)
         })();
         match result {
-            Ok(()) => Ok(cgroup),
+            Ok(()) => Ok(()),
             Err(e) => {
                 for dir in made.iter().rev() {
                     let _ = fs::remove_dir(dir);
@@ -236,7 +250,19 @@ impl ContainerCgroup {
             Version::V2 => devices::attach_program(dir),
             Version::V1 => {
                 write(dir, "devices.deny", devices::V1_DENY)?;
-                devices::v1_allow_rules().try_for_each(|rule| write(dir, "devices.allow", &rule))
+                // One rule per write, through one open file.
+                let path = dir.join("devices.allow");
+                let mut allow = fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(|e| anyhow!("cannot open {}: {}", path.display(), describe(&e)))?;
+                devices::v1_allow_rules().try_for_each(|rule| {
+                    allow.write_all(rule.as_bytes()).map_err(|e| {
+                        anyhow!("cannot write {rule:?} to {}: {}", path.display(), describe(&e))
+                    })
+                })
             }
         }
     }
@@ -346,6 +372,12 @@ impl ContainerCgroup {
             .map_err(|e| anyhow!("cannot open cgroup {}: {}", dir.display(), describe(&e)))
     }
 
+    /// Whether a process joins the cgroup only after it is cloned (v1, by [`ContainerCgroup::add`]);
+    /// on v2 the init is cloned into it ([`ContainerCgroup::open_for_clone`]).
+    pub fn joined_after_clone(&self) -> bool {
+        self.version == Version::V1
+    }
+
     /// Moves process `pid` (and so its future children) into the cgroup.
     pub fn add(&self, pid: i32) -> Result<()> {
         self.unique_dirs()
@@ -360,10 +392,23 @@ impl ContainerCgroup {
     }
 
     /// SIGKILLs every process left in the cgroup: without a PID namespace, the workload's
-    /// orphans outlive it otherwise.
+    /// orphans outlive it otherwise. On v1 every process of the container is in each of its
+    /// hierarchies, so one lists them all.
     pub fn kill_all(&self) {
-        for dir in self.unique_dirs() {
-            kill_members(dir);
+        match self.version {
+            Version::V2 => {
+                if let Some(dir) = self.dirs.get("unified")
+                    && write(dir, "cgroup.kill", "1").is_err()
+                {
+                    // A kernel before 5.14, without cgroup.kill.
+                    kill_members(dir);
+                }
+            }
+            Version::V1 => {
+                if let Some(dir) = self.unique_dirs().first() {
+                    kill_members(dir);
+                }
+            }
         }
     }
 
@@ -444,11 +489,8 @@ impl ContainerCgroup {
     }
 }
 
-/// SIGKILLs every process in the cgroup `dir` (v2's cgroup.kill where there is one).
+/// SIGKILLs the processes `cgroup.procs` in `dir` lists.
 fn kill_members(dir: &Path) {
-    if write(dir, "cgroup.kill", "1").is_ok() {
-        return;
-    }
     for pid in
         read(dir, "cgroup.procs").unwrap_or_default().lines().filter_map(|p| p.parse::<i32>().ok())
     {
@@ -543,7 +585,9 @@ mod tests {
             cpuset_cpus: Some("1".into()),
             ..Resources::default()
         };
-        let cg = h.create("/boxr", "c1", &r).unwrap();
+        let cg = h.locate("/boxr", "c1");
+        assert_eq!(cg.dirs["memory"], root.join("memory/boxr/c1"));
+        h.create(&cg, &r).unwrap();
         assert_eq!(
             fs::read_to_string(root.join("memory/boxr/c1/memory.limit_in_bytes")).unwrap(),
             "16777216"
@@ -551,15 +595,16 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("cpuset/boxr/cpuset.mems")).unwrap(), "0");
         assert_eq!(fs::read_to_string(root.join("cpuset/boxr/c1/cpuset.cpus")).unwrap(), "1");
         assert_eq!(cg.memory_limit(), Some(16 << 20));
-        // Plain files keep the last write: "a" denied, then the last of the allow rules.
+        // "a" denied, then every allow rule, one write each through one open file (which a
+        // plain file concatenates).
         assert_eq!(fs::read_to_string(root.join("devices/boxr/c1/devices.deny")).unwrap(), "a");
         assert_eq!(
             fs::read_to_string(root.join("devices/boxr/c1/devices.allow")).unwrap(),
-            "c 136:* rwm"
+            devices::v1_allow_rules().collect::<String>()
         );
-        let err = h
-            .create("/boxr", "c2", &Resources { pids_limit: Some(5), ..Resources::default() })
-            .unwrap_err();
+        let c2 = h.locate("/boxr", "c2");
+        let err =
+            h.create(&c2, &Resources { pids_limit: Some(5), ..Resources::default() }).unwrap_err();
         assert!(err.to_string().contains("needs the pids cgroup controller"), "{err}");
         assert!(!root.join("memory/boxr/c2").exists(), "a failed create leaves its dirs behind");
         fs::remove_dir_all(&root).unwrap();
@@ -571,7 +616,7 @@ mod tests {
         fs::create_dir_all(root.join("memory")).unwrap();
         let mounts = BTreeMap::from([("memory".to_string(), (root.join("memory"), "/".into()))]);
         let h = Hierarchies { version: Version::V1, mounts };
-        let err = h.create("/boxr", "c1", &Resources::default()).unwrap_err();
+        let err = h.create(&h.locate("/boxr", "c1"), &Resources::default()).unwrap_err();
         assert!(err.to_string().contains("needs the devices cgroup controller"), "{err}");
         assert!(!root.join("memory/boxr").exists(), "a failed create leaves its dirs behind");
         fs::remove_dir_all(&root).unwrap();

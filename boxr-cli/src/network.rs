@@ -11,8 +11,8 @@
 //!
 //! The order, for a bridge-mode `boxr run`: [`ports::reserve`] (before anything else, so a port
 //! in use leaves nothing), [`allocate`] (after the container's state exists: the allocation is
-//! keyed by its id), then, from `spawn`'s `before_start` hook, between the clone and the plan,
-//! [`attach`]: the veth pair, the container's side configured through a netlink socket opened in
+//! keyed by its id), then, from `spawn`'s `while_setting_up` (while the init sets up, before it
+//! starts the workload), [`attach`]: the veth pair, the container's side configured through a netlink socket opened in
 //! its namespace, the published ports. [`release`] undoes it all when the container has exited
 //! or is removed; [`reconcile`] (run before each allocation and by `boxr network ls`) releases
 //! what containers that are gone without a word (a killed boxr) still hold.
@@ -324,7 +324,7 @@ fn netlink_do<T>(result: std::io::Result<T>, what: impl FnOnce() -> String) -> R
     result.map_err(|e| anyhow!("{}: {}", what(), describe(&e)))
 }
 
-/// From `spawn`'s `before_start` hook: in bridge mode, sets up the network namespace of the
+/// From `spawn`'s `while_setting_up`: in bridge mode, sets up the network namespace of the
 /// container whose init is `pid` before the workload runs: `eth0` on the bridge with its
 /// address and default route, and its published ports. (The init brings `lo` up itself.)
 pub fn attach(state: &ContainerState, pid: Pid) -> Result<()> {

@@ -66,6 +66,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Makes the init wait, once its filesystem is set up, for the frontend to have moved it
+    /// into the container's cgroup and configured its network (both done while the init sets
+    /// up, see `spawn`); before it enters a cgroup namespace, which must be rooted there.
+    pub fn await_frontend(&mut self) {
+        let at = match self.steps.last() {
+            Some(Step::UnshareCgroupNamespace) => self.steps.len() - 1,
+            _ => self.steps.len(),
+        };
+        self.steps.insert(at, Step::AwaitFrontend);
+    }
+
+    /// Whether the init waits for the frontend ([`Plan::await_frontend`]).
+    pub fn awaits_frontend(&self) -> bool {
+        self.steps.contains(&Step::AwaitFrontend)
+    }
+
     /// The wire form boxr-init reads.
     pub fn encode(&self) -> Result<Vec<u8>, boxr_plan::EncodeError> {
         boxr_plan::encode(
@@ -113,11 +129,6 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
     };
     let idmapped_rootfs =
         user_namespace.filter(|ns| ns.idmapped_rootfs).map(|_| config.rootfs.clone());
-    // The cgroup namespace is made by the init once the frontend has moved it into the
-    // container's cgroup, so that the namespace is rooted there.
-    if config.has(Namespace::Cgroup) {
-        b.steps.push(Step::UnshareCgroupNamespace);
-    }
     if config.has(Namespace::Net) {
         b.steps.push(Step::BringUpLoopback);
     }
@@ -180,6 +191,11 @@ pub fn compile(config: &Config, layer: &RootfsLayer, generated: &[GeneratedFile]
         b.steps.push(Step::SetHostname { name: c(name.as_str()) });
     }
     b.steps.push(Step::Chdir { path: c(config.process.cwd.as_str()) });
+    // Last: the cgroup namespace is made once the init is in the container's cgroup (see
+    // `Plan::await_frontend`), so that it is rooted there.
+    if config.has(Namespace::Cgroup) {
+        b.steps.push(Step::UnshareCgroupNamespace);
+    }
     Plan {
         clone_flags: config
             .namespaces
@@ -423,7 +439,19 @@ mod tests {
         let plan =
             compile(&config(&[Namespace::Mount, Namespace::Cgroup]), &RootfsLayer::Bind, &[]);
         assert_eq!(plan.clone_flags, libc::CLONE_NEWNS as u64);
-        assert_eq!(plan.steps[0], Step::UnshareCgroupNamespace);
+        assert_eq!(plan.steps.last(), Some(&Step::UnshareCgroupNamespace));
+        let mut plan = plan;
+        assert!(!plan.awaits_frontend());
+        plan.await_frontend();
+        assert!(plan.awaits_frontend());
+        assert_eq!(
+            plan.steps[plan.steps.len() - 2..],
+            [Step::AwaitFrontend, Step::UnshareCgroupNamespace],
+            "the init enters its cgroup namespace once it is in its cgroup"
+        );
+        let mut plan = compile(&config(&[Namespace::Mount]), &RootfsLayer::Bind, &[]);
+        plan.await_frontend();
+        assert_eq!(plan.steps.last(), Some(&Step::AwaitFrontend));
     }
 
     #[test]

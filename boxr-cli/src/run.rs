@@ -1,8 +1,8 @@
 //! `boxr run`: register the container, prepare its storage, start it, and supervise it — in
 //! the foreground, or from a detached monitor process that records its exit.
 
-use crate::cgroups::Hierarchies;
-use crate::config::Config;
+use crate::cgroups::{ContainerCgroup, Hierarchies};
+use crate::config::{Config, Namespace};
 use crate::plan::{self, Plan};
 use crate::resources::human_size;
 use crate::security::SecurityContext;
@@ -54,21 +54,28 @@ pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
     // Held while the container runs (by the monitor with -d); taken first, so a port in use
     // leaves nothing behind.
     let ports = network::reserve_ports(&config.network)?;
-    let created =
-        store.create(opts.name.as_deref(), |id, name| new_state(id, name, dirs, config, opts))?;
-    let mut registration = Registration { store: &store, id: &created.id, armed: true };
+    // The cgroup is recorded before it is made, so that no failure or kill leaves it unknown.
+    let created = store.create(opts.name.as_deref(), |id, name| {
+        let cgroup = hierarchies.as_ref().map(|h| h.locate(&config.cgroup_parent, &id));
+        new_state(id, name, cgroup, dirs, config, opts)
+    })?;
+    let id = created.id.clone();
+    let mut registration = Registration { store: &store, id: &id, armed: true };
     let layer = storage::prepare(&created.storage, config)?;
-    let state = match &hierarchies {
-        Some(h) => {
-            let cgroup = h.create(&config.cgroup_parent, &created.id, &config.resources)?;
-            store.update(&created.id, |s| s.cgroup = Some(cgroup))?
-        }
-        None => store.load(&created.id)?,
+    if let (Some(h), Some(cgroup)) = (&hierarchies, &created.cgroup) {
+        h.create(cgroup, &config.resources)?;
+    }
+    let state = match network::allocate(&store, &created, &config.network)? {
+        Some(attachment) => store.update(&id, |s| s.network = Some(attachment))?,
+        None => created,
     };
-    let attachment = network::allocate(&store, &state, &config.network)?;
-    let state = store.update(&created.id, |s| s.network = attachment)?;
     let generated = network::etc_binds(&state.storage, config, state.network.as_ref())?;
     let mut plan = plan::compile(config, &layer, &generated);
+    if state.network.is_some()
+        || state.cgroup.as_ref().is_some_and(ContainerCgroup::joined_after_clone)
+    {
+        plan.await_frontend();
+    }
     if opts.tty {
         plan.init_flags |= flags::TTY;
     }
@@ -83,13 +90,14 @@ pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
 fn new_state(
     id: String,
     name: String,
+    cgroup: Option<ContainerCgroup>,
     dirs: &Dirs,
     config: &Config,
     opts: &RunOptions,
 ) -> ContainerState {
     ContainerState {
         storage: dirs.storage.join(&id),
-        cgroup: None,
+        cgroup,
         id,
         name,
         status: Status::Created,
@@ -135,8 +143,8 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Starts the container's init, moved into the container's cgroup and given its network before
-/// it goes on.
+/// Starts the container's init, moved into the container's cgroup and given its network while
+/// it sets up, before its workload starts.
 fn start(state: &ContainerState, init: &InitBinary, plan: &Plan) -> Result<Container> {
     let born_into = match &state.cgroup {
         Some(cgroup) => cgroup.open_for_clone()?,
@@ -184,7 +192,10 @@ fn record_exit(
     code: i32,
     messages: &[String],
 ) -> Result<()> {
-    if let Some(cgroup) = &state.cgroup {
+    // With a PID namespace the kernel has killed everything in it once its init was gone.
+    if let Some(cgroup) =
+        state.cgroup.as_ref().filter(|_| !state.namespaces.contains(&Namespace::Pid))
+    {
         cgroup.kill_all();
     }
     if state.auto_remove {

@@ -13,7 +13,7 @@ use crate::errno::describe;
 use crate::plan::Plan;
 use crate::userns::{self, IdMaps};
 use anyhow::{Context, Result, anyhow, bail};
-use boxr_plan::{CONSOLE_FD, PLAN_FD, ROOTFS_FD, Report, flags};
+use boxr_plan::{CONSOLE_FD, FRONTEND_READY, PLAN_FD, ROOTFS_FD, Report, flags};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
@@ -175,14 +175,16 @@ struct CloneArgs {
 }
 
 /// Clones boxr-init into the plan's namespaces — born into the cgroup v2 directory
-/// `into_cgroup` if given (`CLONE_INTO_CGROUP`: no later move, which on a busy host waits for
-/// an RCU grace period) —, runs `before_start` with its pid (the place for setup the init must
-/// find done: its cgroup on v1, its network), and hands it the plan.
+/// `into_cgroup` if given (`CLONE_INTO_CGROUP`: no later move) —, hands it the plan, and runs
+/// `while_setting_up` with its pid while the init sets the container up: the frontend's part,
+/// which the init must find done before its workload starts (moving it into its cgroup on
+/// v1, which waits for an RCU grace period, several milliseconds on a busy host; the
+/// network). A plan that [awaits the frontend](Plan::await_frontend) then gets the word.
 pub fn spawn(
     init: &InitBinary,
     plan: &Plan,
     into_cgroup: Option<BorrowedFd<'_>>,
-    before_start: impl FnOnce(Pid) -> Result<()>,
+    while_setting_up: impl FnOnce(Pid) -> Result<()>,
 ) -> Result<Container> {
     let bytes = plan.encode().context("cannot encode the plan")?;
     let (parent_end, child_end) = socket_pair("the plan socket")?;
@@ -262,9 +264,13 @@ pub fn spawn(
         )
         .map_err(|e| anyhow!("cannot signal boxr-init's process: {}", describe(&e.into())))?;
     }
-    before_start(pid)?;
     rustix::net::send(&container.channel, &bytes, SendFlags::empty())
         .map_err(|e| anyhow!("cannot send the plan to boxr-init: {}", describe(&e.into())))?;
+    while_setting_up(pid)?;
+    if plan.awaits_frontend() {
+        // Fails only if the init is gone already; its report (or its status) tells why.
+        let _ = rustix::net::send(&container.channel, &[FRONTEND_READY], SendFlags::empty());
+    }
     Ok(container)
 }
 

@@ -163,7 +163,9 @@ impl<'a> Supervision<'a> {
                         self.reports.push(report);
                     }
                 }
-                Err(rustix::io::Errno::INTR) => {}
+                // The init closed its end with our FRONTEND_READY unread (it failed first): the
+                // kernel reports that once, ahead of the reports still queued.
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNRESET) => {}
                 Err(rustix::io::Errno::AGAIN) => return,
                 Err(_) => {
                     self.channel_open = false;

@@ -128,5 +128,6 @@ fn run_step(rootfs: &mut Rootfs, step: Step<&CStr>) -> Result<()> {
         Step::ReadonlyPath { path } => rootfs.make_path_readonly(path),
         Step::Sysctl { key, value } => sysctl::write_sysctl(key, value),
         Step::BringUpLoopback => net::bring_up_loopback(),
+        Step::AwaitFrontend => report::await_frontend(),
     }
 }

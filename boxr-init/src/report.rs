@@ -1,9 +1,9 @@
 //! The plan socket (fd `PLAN_FD`): where the init tells the frontend what failed.
 
 use crate::runtime::exit_group;
-use boxr_plan::{PLAN_FD, Report};
+use boxr_plan::{FRONTEND_READY, PLAN_FD, Report};
 use rustix::fd::BorrowedFd;
-use rustix::io::{Errno, write};
+use rustix::io::{Errno, read, write};
 
 /// The exit code of the init when the container could not be set up.
 pub const SETUP_FAILED: i32 = 125;
@@ -18,6 +18,21 @@ pub fn plan_fd() -> BorrowedFd<'static> {
 /// code still tells.
 pub fn send_report(report: Report) {
     let _ = write(plan_fd(), &report.encode());
+}
+
+/// Waits for the frontend's `FRONTEND_READY` (the `AwaitFrontend` step). EOF means the frontend
+/// is gone: exit without a word.
+pub fn await_frontend() -> Result<(), Errno> {
+    let mut byte = [0u8];
+    loop {
+        match read(plan_fd(), &mut byte) {
+            Ok(0) => exit_group(SETUP_FAILED),
+            Ok(_) if byte[0] == FRONTEND_READY => return Ok(()),
+            Ok(_) => return Err(Errno::PROTO),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Sends `report` and exits with [`SETUP_FAILED`].

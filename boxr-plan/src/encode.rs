@@ -243,6 +243,7 @@ impl Writer {
                 self.str(target.as_ref())?;
             }
             Step::BringUpLoopback => self.buf.push(tag::BRING_UP_LOOPBACK),
+            Step::AwaitFrontend => self.buf.push(tag::AWAIT_FRONTEND),
         }
         Ok(())
     }

@@ -51,6 +51,9 @@ pub const CONSOLE_FD: i32 = 4;
 /// The fd number on which `boxr-init` finds the detached, idmapped mount of the rootfs that the
 /// frontend made for a container with its own uid and gid ranges ([`Step::AttachRootfs`] only).
 pub const ROOTFS_FD: i32 = 5;
+/// The one-byte message the frontend sends on the plan socket once it has done its part of
+/// the set-up ([`Step::AwaitFrontend`]).
+pub const FRONTEND_READY: u8 = 1;
 /// The largest plan the init accepts (it receives into a static buffer of this size).
 pub const MAX_PLAN_LEN: usize = 64 * 1024;
 /// The most arguments, and separately the most environment entries, a process may have.
@@ -323,6 +326,10 @@ pub enum Step<S> {
     Sysctl { key: S, value: S },
     /// Bring the network namespace's loopback interface `lo` up.
     BringUpLoopback,
+    /// Wait for [`FRONTEND_READY`] on the plan socket: the frontend has moved the init into the
+    /// container's cgroup and configured its network, which it does while the init runs the
+    /// steps before this one.
+    AwaitFrontend,
 }
 
 mod tag {
@@ -342,6 +349,7 @@ mod tag {
     pub const SYSCTL: u8 = 20;
     pub const ATTACH_ROOTFS: u8 = 21;
     pub const BRING_UP_LOOPBACK: u8 = 22;
+    pub const AWAIT_FRONTEND: u8 = 23;
 }
 
 impl<S: AsRef<CStr>> fmt::Display for Step<S> {
@@ -378,6 +386,7 @@ impl<S: AsRef<CStr>> fmt::Display for Step<S> {
             Step::ReadonlyPath { path } => write!(f, "making {} read-only", s(path)),
             Step::Sysctl { key, value } => write!(f, "setting sysctl {} to {}", s(key), s(value)),
             Step::BringUpLoopback => write!(f, "bringing the loopback interface up"),
+            Step::AwaitFrontend => write!(f, "waiting for the container's cgroup and network"),
         }
     }
 }
@@ -746,6 +755,7 @@ impl<'a> Reader<'a> {
             }
             tag::ATTACH_ROOTFS => Step::AttachRootfs { target: self.str()? },
             tag::BRING_UP_LOOPBACK => Step::BringUpLoopback,
+            tag::AWAIT_FRONTEND => Step::AwaitFrontend,
             other => return Err(DecodeError::Unknown(other)),
         })
     }

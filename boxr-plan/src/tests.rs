@@ -71,6 +71,7 @@ fn sample_steps() -> Vec<Step<CString>> {
         Step::Sysctl { key: c("net.ipv4.ip_forward"), value: c("1") },
         Step::AttachRootfs { target: c("/srv/rootfs") },
         Step::BringUpLoopback,
+        Step::AwaitFrontend,
     ]
 }
 
@@ -122,6 +123,7 @@ fn borrow(s: &Step<CString>) -> Step<&CStr> {
         Step::Sysctl { key, value } => Step::Sysctl { key, value },
         Step::AttachRootfs { target } => Step::AttachRootfs { target },
         Step::BringUpLoopback => Step::BringUpLoopback,
+        Step::AwaitFrontend => Step::AwaitFrontend,
     }
 }
 
