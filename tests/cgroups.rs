@@ -20,8 +20,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The v1 controllers boxr puts a container into.
+/// The v1 controllers boxr may put a container into.
 const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "cpuset", "pids", "devices"];
+/// The v1 controllers boxr puts a container into only for a limit that uses them.
+const V1_FOR_LIMITS: [&str; 2] = ["cpu", "cpuset"];
 /// The key of the one cgroup2 hierarchy in `cgroup.dirs` (and in [`Hierarchies::mounts`]).
 const UNIFIED: &str = "unified";
 /// Grows a shell variable until the memory limit stops it.
@@ -244,11 +246,15 @@ impl Parent {
         Parent { dirs: hierarchies.dirs(&path), path }
     }
 
-    /// Removes the parent in every hierarchy: fails the test if a cgroup is left in it.
+    /// Removes the parent in every hierarchy (v1's cpu and cpuset have it only if a container
+    /// had limits there): fails the test if a cgroup is left in it.
     #[track_caller]
     fn remove(&self) {
         for dir in &self.dirs {
-            if let Err(e) = fs::remove_dir(dir) {
+            if let Err(e) = fs::remove_dir(dir).or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            }) {
                 let left: Vec<PathBuf> = fs::read_dir(dir)
                     .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
                     .unwrap_or_default();
@@ -334,10 +340,24 @@ impl Fixture {
         id
     }
 
-    /// The cgroup of container `name` per `boxr inspect`: asserts that it is `<parent>/<id>` in
-    /// every hierarchy of the host's layout.
+    /// The cgroup of container `name` (see [`Fixture::inspect_cgroup`]), whatever its limits.
     #[track_caller]
     fn cgroup(&self, name: &str) -> Cgroup {
+        self.inspect_cgroup(name, None)
+    }
+
+    /// The cgroup of container `name`, whose limits use exactly the v1 hierarchies of
+    /// [`V1_FOR_LIMITS`] that `limited` names.
+    #[track_caller]
+    fn cgroup_using(&self, name: &str, limited: &[&str]) -> Cgroup {
+        self.inspect_cgroup(name, Some(limited))
+    }
+
+    /// The cgroup of container `name` per `boxr inspect`: asserts that it is `<parent>/<id>` in
+    /// every hierarchy of the host's layout; on v1 in those of [`V1_FOR_LIMITS`] only when
+    /// `limited` names them (`None`: whether or not it is).
+    #[track_caller]
+    fn inspect_cgroup(&self, name: &str, limited: Option<&[&str]>) -> Cgroup {
         let state = self.c.inspect(name);
         let id = state["id"].as_str().to_string();
         let layout = self.hierarchies.layout;
@@ -353,6 +373,11 @@ impl Fixture {
             .hierarchies
             .mounts
             .keys()
+            .filter(|key| {
+                layout == Layout::V2
+                    || !V1_FOR_LIMITS.contains(&key.as_str())
+                    || limited.map_or(dirs.contains_key(*key), |l| l.contains(&key.as_str()))
+            })
             .map(|key| (key.clone(), self.hierarchies.dir(key, &path)))
             .collect();
         assert_eq!(dirs, expected, "the cgroup dirs of {name}");
@@ -364,7 +389,7 @@ impl Fixture {
     #[track_caller]
     fn assert_in_cgroup(&self, text: &str, cg: &Cgroup) {
         let expected = format!("{}/{}", self.parent.path, cg.id);
-        for key in self.hierarchies.mounts.keys() {
+        for key in cg.dirs.keys() {
             assert_eq!(proc_cgroup_path(text, key), Some(expected.as_str()), "{key} in\n{text}");
         }
     }
@@ -486,7 +511,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     let (f, marker) = (Fixture::new("cg-pids"), Marker::new());
     // The quota keeps the bomb from starving the tests running beside it.
     f.start("bomb", &["--pids-limit", "20", "--cpus", "0.5"], FORK_BOMB, &marker);
-    let cg = f.cgroup("bomb");
+    let cg = f.cgroup_using("bomb", &["cpu"]);
     assert_eq!(cg.read(Metric::PidsMax), "20");
     let (started, deadline) = (Instant::now(), Instant::now() + Duration::from_secs(20));
     let mut highest = 0;
@@ -515,7 +540,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
 fn a_cpu_quota_of_half_a_cpu_holds_a_busy_loop_to_half_its_wall_time() {
     let (f, marker) = (Fixture::new("cg-cpu"), Marker::new());
     f.start("busy", &["--cpus", "0.5"], BUSY, &marker);
-    let cg = f.cgroup("busy");
+    let cg = f.cgroup_using("busy", &["cpu"]);
     assert_eq!(
         (cg.read(Metric::CpuQuota), cg.read(Metric::CpuPeriod)),
         ("50000".into(), "100000".into())
@@ -534,7 +559,7 @@ fn stats_report_usage_against_the_limits() {
     let (f, marker) = (Fixture::new("cg-stats"), Marker::new());
     let flags = ["--memory", "32m", "--pids-limit", "50", "--cpus", "0.5"];
     f.start("stats", &flags, BUSY, &marker);
-    let cg = f.cgroup("stats");
+    let cg = f.cgroup_using("stats", &["cpu"]);
     let first = f.stats_json("stats");
     let second = f.stats_json("stats");
     for row in [&first, &second] {
@@ -565,7 +590,7 @@ fn stats_report_usage_against_the_limits() {
 fn the_workload_is_in_the_containers_cgroup() {
     let f = Fixture::new("cg-proc");
     let out = f.run("plain", &[], &["cat", "/proc/self/cgroup"]);
-    f.assert_in_cgroup(out.ok(), &f.cgroup("plain"));
+    f.assert_in_cgroup(out.ok(), &f.cgroup_using("plain", &[]));
     f.rm("plain", &[]);
     f.finish();
 }
@@ -610,7 +635,7 @@ fn limits_land_in_the_cgroup_files() {
     let cpu = online_cpus().0[0].to_string();
     let flags = ["--memory", "32m", "--cpu-shares", "512", "--cpuset-cpus", &cpu, "--cpus", "0.25"];
     f.start("limited", &flags, SLEEPER, &marker);
-    let cg = f.cgroup("limited");
+    let cg = f.cgroup_using("limited", &["cpu", "cpuset"]);
     assert_eq!(cg.number(Metric::MemoryLimit), 32 * MIB);
     // 512 shares are weight 20 on v2 (runc's conversion).
     assert_eq!(cg.number(Metric::CpuShare), cg.either(512, 20));
@@ -674,7 +699,11 @@ fn a_foreground_rm_container_leaves_no_cgroup() {
     let f = Fixture::new("cg-auto-rm");
     let out = f.run("gone", &["--rm", "--memory", "32m"], &["cat", "/proc/self/cgroup"]);
     let text = out.ok();
-    for key in f.hierarchies.mounts.keys() {
+    // A memory limit only: v1's cpu and cpuset hierarchies are not used.
+    let used = |key: &&String| {
+        f.hierarchies.layout == Layout::V2 || !V1_FOR_LIMITS.contains(&key.as_str())
+    };
+    for key in f.hierarchies.mounts.keys().filter(used) {
         let path = proc_cgroup_path(text, key).unwrap_or_else(|| panic!("no {key} in\n{text}"));
         assert!(path.starts_with(&format!("{}/", f.parent.path)), "{key}: {path}");
         let dir = f.hierarchies.dir(key, path);

@@ -101,11 +101,20 @@ impl Hierarchies {
     }
 
     /// Where the container `id`'s cgroup goes under `parent`: a directory per controller
-    /// (co-mounted controllers share one), nothing created yet.
-    pub fn locate(&self, parent: &str, id: &str) -> ContainerCgroup {
+    /// (co-mounted controllers share one), nothing created yet. On v1 that is `memory`,
+    /// `cpuacct`, `pids` (usage, OOM kills) and `devices` (the device rules) always, `cpu` and
+    /// `cpuset` only for the limits of `resources` that use them: every hierarchy costs a
+    /// directory with its files, a move and a removal per container.
+    pub fn locate(&self, parent: &str, id: &str, resources: &Resources) -> ContainerCgroup {
+        let used = |controller: &str| match controller {
+            "cpu" => resources.cpu_quota_us.is_some() || resources.cpu_share.is_some(),
+            "cpuset" => resources.cpuset_cpus.is_some(),
+            _ => true,
+        };
         let dirs = self
             .mounts
             .iter()
+            .filter(|(controller, _)| self.version == Version::V2 || used(controller))
             .map(|(controller, (mount, own))| {
                 let base = if parent.starts_with('/') {
                     PathBuf::from(parent)
@@ -585,7 +594,9 @@ mod tests {
             cpuset_cpus: Some("1".into()),
             ..Resources::default()
         };
-        let cg = h.locate("/boxr", "c1");
+        let plain = h.locate("/boxr", "c0", &Resources::default());
+        assert_eq!(plain.dirs.keys().collect::<Vec<_>>(), ["devices", "memory"], "no cpuset");
+        let cg = h.locate("/boxr", "c1", &r);
         assert_eq!(cg.dirs["memory"], root.join("memory/boxr/c1"));
         h.create(&cg, &r).unwrap();
         assert_eq!(
@@ -602,9 +613,9 @@ mod tests {
             fs::read_to_string(root.join("devices/boxr/c1/devices.allow")).unwrap(),
             devices::v1_allow_rules().collect::<String>()
         );
-        let c2 = h.locate("/boxr", "c2");
-        let err =
-            h.create(&c2, &Resources { pids_limit: Some(5), ..Resources::default() }).unwrap_err();
+        let pids = Resources { pids_limit: Some(5), ..Resources::default() };
+        let c2 = h.locate("/boxr", "c2", &pids);
+        let err = h.create(&c2, &pids).unwrap_err();
         assert!(err.to_string().contains("needs the pids cgroup controller"), "{err}");
         assert!(!root.join("memory/boxr/c2").exists(), "a failed create leaves its dirs behind");
         fs::remove_dir_all(&root).unwrap();
@@ -616,7 +627,8 @@ mod tests {
         fs::create_dir_all(root.join("memory")).unwrap();
         let mounts = BTreeMap::from([("memory".to_string(), (root.join("memory"), "/".into()))]);
         let h = Hierarchies { version: Version::V1, mounts };
-        let err = h.create(&h.locate("/boxr", "c1"), &Resources::default()).unwrap_err();
+        let none = Resources::default();
+        let err = h.create(&h.locate("/boxr", "c1", &none), &none).unwrap_err();
         assert!(err.to_string().contains("needs the devices cgroup controller"), "{err}");
         assert!(!root.join("memory/boxr").exists(), "a failed create leaves its dirs behind");
         fs::remove_dir_all(&root).unwrap();

@@ -56,7 +56,8 @@ pub fn run(dirs: &Dirs, config: &Config, opts: &RunOptions) -> Result<i32> {
     let ports = network::reserve_ports(&config.network)?;
     // The cgroup is recorded before it is made, so that no failure or kill leaves it unknown.
     let created = store.create(opts.name.as_deref(), |id, name| {
-        let cgroup = hierarchies.as_ref().map(|h| h.locate(&config.cgroup_parent, &id));
+        let cgroup =
+            hierarchies.as_ref().map(|h| h.locate(&config.cgroup_parent, &id, &config.resources));
         new_state(id, name, cgroup, dirs, config, opts)
     })?;
     let id = created.id.clone();
