@@ -26,7 +26,7 @@ fn run(f: &[Instruction], call: &Call) -> u32 {
         ARCH => call.arch,
         off if (ARGS..ARGS + 48).contains(&off) && off % 4 == 0 => {
             let arg = call.args[((off - ARGS) / 8) as usize];
-            if (off - ARGS) % 8 == 0 { arg as u32 } else { (arg >> 32) as u32 }
+            if (off - ARGS).is_multiple_of(8) { arg as u32 } else { (arg >> 32) as u32 }
         }
         other => panic!("load of offset {other}"),
     };
@@ -173,7 +173,8 @@ fn every_comparison_is_64_bit_and_unsigned() {
         (v & !0xffff_ffff) + 1,
         u64::MAX,
     ];
-    let ops: [(&str, fn(u64, u64) -> bool); 6] = [
+    type Comparison = fn(u64, u64) -> bool;
+    let ops: [(&str, Comparison); 6] = [
         ("SCMP_CMP_EQ", |a, v| a == v),
         ("SCMP_CMP_NE", |a, v| a != v),
         ("SCMP_CMP_LT", |a, v| a < v),
@@ -331,7 +332,8 @@ fn long_programs_jump_through_ja() {
     assert_eq!(run(&f, &Call::new(nr("kill"), &[1, 300])), ALLOW);
     // More than 255 syscalls with one action, and one with another.
     let names: Vec<String> = (0..330)
-        .filter_map(|n| syscalls::name(n).ne("?").then(|| format!("{:?}", syscalls::name(n))))
+        .filter(|&n| syscalls::name(n) != "?")
+        .map(|n| format!("{:?}", syscalls::name(n)))
         .collect();
     let f = filter(&format!(
         r#"{{"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [{{"names": [{}], "action": "SCMP_ACT_ALLOW"}}, {{"names": ["mseal"], "action": "SCMP_ACT_LOG"}}]}}"#,
