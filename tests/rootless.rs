@@ -250,6 +250,10 @@ fn what_needs_root_is_refused_up_front() {
         ("[network]\nmode = \"bridge\"\n", "config.toml:2:1: bridge networking needs root"),
         ("cgroup_parent = \"/mine\"\n", "config.toml:2:17: cgroup_parent: boxr run by a user"),
         (
+            "namespaces = [\"mount\", \"net\"]\n",
+            "config.toml:2:14: namespaces must include \"pid\": boxr run without root",
+        ),
+        (
             "uid_map = [\"0:0:1\"]\ngid_map = [\"0:0:1\"]\nidmapped_rootfs = true\n",
             "config.toml:4:19: idmapped_rootfs: only root",
         ),

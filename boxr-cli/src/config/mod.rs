@@ -411,6 +411,7 @@ impl Checker<'_> {
                 idmapped_rootfs: raw.idmapped_rootfs,
             },
             &mut namespaces,
+            explicit_namespaces.clone(),
         )?;
         let network_at = raw.network.as_ref().map(Spanned::span);
         let network = self.network(raw.network, overrides, &mut namespaces, explicit_namespaces)?;

@@ -17,11 +17,18 @@ impl Checker<'_> {
         &self,
         raw: RawUserNamespace,
         namespaces: &mut Vec<Namespace>,
+        namespaces_at: Option<Range<usize>>,
     ) -> Result<Option<UserNamespace>, ConfigError> {
         let (euid, egid) =
             (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
         let rootless = euid != 0;
         if rootless && !namespaces.contains(&Namespace::User) {
+            if !namespaces.contains(&Namespace::Pid) {
+                return Err(self.src.error(
+                    namespaces_at.unwrap_or(0..0),
+                    "namespaces must include \"pid\": boxr run without root gives the container a user namespace, where /proc can only be mounted for a PID namespace the container owns",
+                ));
+            }
             namespaces.push(Namespace::User);
         }
         if !namespaces.contains(&Namespace::User) {
