@@ -342,14 +342,64 @@ pub struct SecurityContext {
     pub no_new_privs: bool,
     pub uid: u32,
     pub gid: u32,
-    /// `None`: left alone (user namespace).
+    /// `None`: left alone (a user namespace whose maps deny setgroups).
     pub groups: Option<Vec<u32>>,
     /// (`RLIMIT_*` number, soft, hard).
     pub rlimits: Vec<(u8, u64, u64)>,
     pub oom_score_adj: Option<i16>,
-    /// The seccomp filter's instructions; empty: none.
-    #[serde(default)]
+    /// The seccomp filter's instructions; empty: none. Recorded as one hex string (a few
+    /// hundred instructions as JSON arrays would be most of the state file, which `boxr ps`
+    /// reads for every container).
+    #[serde(default, with = "bpf_hex")]
     pub seccomp: Vec<boxr_plan::BpfInstruction>,
+}
+
+/// A BPF program as a string of 16 hex digits per instruction: code, jt, jf, k.
+mod bpf_hex {
+    use boxr_plan::BpfInstruction;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Write as _;
+
+    pub fn serialize<S: Serializer>(program: &[BpfInstruction], s: S) -> Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(program.len() * 16);
+        for (code, jt, jf, k) in program {
+            let _ = write!(text, "{code:04x}{jt:02x}{jf:02x}{k:08x}");
+        }
+        s.serialize_str(&text)
+    }
+
+    /// Also takes the list of `[code, jt, jf, k]` arrays that earlier versions recorded.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BpfInstruction>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Recorded {
+            Hex(String),
+            List(Vec<BpfInstruction>),
+        }
+        let text = match Recorded::deserialize(d)? {
+            Recorded::List(program) => return Ok(program),
+            Recorded::Hex(text) => text,
+        };
+        if text.len() % 16 != 0 || !text.is_ascii() {
+            return Err(D::Error::custom("a seccomp program is 16 hex digits per instruction"));
+        }
+        let field = |i: usize, len: usize| {
+            u32::from_str_radix(&text[i..i + len], 16)
+                .map_err(|_| D::Error::custom(format!("{:?} is not hex", &text[i..i + len])))
+        };
+        (0..text.len())
+            .step_by(16)
+            .map(|i| {
+                Ok((
+                    field(i, 4)? as u16,
+                    field(i + 4, 2)? as u8,
+                    field(i + 6, 2)? as u8,
+                    field(i + 8, 8)?,
+                ))
+            })
+            .collect()
+    }
 }
 
 impl SecurityContext {
@@ -634,7 +684,15 @@ mod tests {
         );
         assert_eq!(recorded.seccomp, [(6, 0, 0, 0x7fff_0000)]);
         let json = serde_json::to_string(&recorded).unwrap();
+        assert!(json.contains("\"seccomp\":\"000600007fff0000\""), "{json}");
         assert_eq!(serde_json::from_str::<SecurityContext>(&json).unwrap(), recorded);
+        // What earlier versions recorded still reads; a damaged program does not.
+        let old = json.replace("\"000600007fff0000\"", "[[6,0,0,2147418112]]");
+        assert_eq!(serde_json::from_str::<SecurityContext>(&old).unwrap(), recorded);
+        for bad in ["\"0006\"", "\"00060000zzzz0000\""] {
+            let damaged = json.replace("\"000600007fff0000\"", bad);
+            assert!(serde_json::from_str::<SecurityContext>(&damaged).is_err(), "{bad}");
+        }
     }
 
     #[test]
