@@ -209,9 +209,8 @@ pub fn spawn(
         cgroup: into_cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
-    // SAFETY: clone3 without CLONE_VM duplicates this single-threaded process like fork; `args`
-    // is a valid clone_args of the size passed, and `pidfd` outlives the call.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
+    // SAFETY: boxr is single-threaded here; `pidfd` outlives the call.
+    let ret = unsafe { clone3(&args) };
     if ret == 0 {
         // SAFETY: in the child of a fork of a single-threaded process; exec_init only makes
         // async-signal-safe system calls and never returns.
@@ -285,28 +284,16 @@ pub fn in_user_namespace(maps: &IdMaps, work: impl FnOnce() -> std::io::Result<(
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: as in `spawn`: a fork-like clone3 of this single-threaded process.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
+    // SAFETY: boxr is single-threaded here (`rm` starts no thread).
+    let ret = unsafe { clone3(&args) };
     if ret == 0 {
         drop(parent_end);
-        let mut byte = [0u8];
-        let ready = rustix::io::read(&child_end, &mut byte).is_ok_and(|n| n == 1);
-        let root = ready
-            && rustix::thread::set_thread_res_gid(
-                rustix::process::Gid::ROOT,
-                rustix::process::Gid::ROOT,
-                rustix::process::Gid::ROOT,
-            )
-            .is_ok()
-            && rustix::thread::set_thread_res_uid(
-                rustix::process::Uid::ROOT,
-                rustix::process::Uid::ROOT,
-                rustix::process::Uid::ROOT,
-            )
-            .is_ok();
-        let code = if root && work().is_ok() { 0 } else { 1 };
+        let result = become_namespace_root(&child_end).and_then(|()| work());
+        // The outcome goes back as an errno, 0 for success.
+        let errno = result.err().map_or(0, |e| e.raw_os_error().unwrap_or(libc::EIO));
+        let _ = rustix::io::write(&child_end, &errno.to_ne_bytes());
         // SAFETY: ends the child without running the parent's exit handlers or destructors.
-        unsafe { libc::_exit(code) }
+        unsafe { libc::_exit(i32::from(errno != 0)) }
     }
     if ret < 0 {
         bail!("cannot create a user namespace: {}", describe(&std::io::Error::last_os_error()));
@@ -318,6 +305,9 @@ pub fn in_user_namespace(maps: &IdMaps, work: impl FnOnce() -> std::io::Result<(
             .map(drop)
             .map_err(|e| anyhow!("cannot signal the user namespace's process: {e}"))
     });
+    let mut errno = [0u8; 4];
+    let reported =
+        written.is_ok() && rustix::io::read(&parent_end, &mut errno).is_ok_and(|n| n == 4);
     drop(parent_end);
     let status = loop {
         match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
@@ -327,10 +317,36 @@ pub fn in_user_namespace(maps: &IdMaps, work: impl FnOnce() -> std::io::Result<(
         }
     };
     written?;
-    if status.exit_status() != Some(0) {
-        bail!("the work in the container's user namespace failed");
+    match (i32::from_ne_bytes(errno), status.exit_status()) {
+        (0, Some(0)) if reported => Ok(()),
+        (errno, _) if reported => {
+            Err(anyhow!("{}", describe(&std::io::Error::from_raw_os_error(errno))))
+        }
+        _ => Err(anyhow!("its process ended without a word ({status:?})")),
     }
+}
+
+/// In the child of `in_user_namespace`: waits for its maps, then becomes the namespace's root.
+fn become_namespace_root(channel: &OwnedFd) -> std::io::Result<()> {
+    use rustix::process::{Gid, Uid};
+    let mut byte = [0u8];
+    if rustix::io::read(channel, &mut byte)? != 1 || byte[0] != MAPS_WRITTEN {
+        return Err(std::io::Error::from_raw_os_error(libc::ECONNRESET));
+    }
+    rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT)?;
+    rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT)?;
     Ok(())
+}
+
+/// clone3 with `args`, without `CLONE_VM`: like fork, 0 in the child, the child's pid in the
+/// parent, -1 on failure (errno set).
+///
+/// # Safety
+/// The calling process must be single-threaded (the child gets a copy of this thread only), and
+/// any pointer in `args` must stay valid for the call.
+unsafe fn clone3(args: &CloneArgs) -> libc::c_long {
+    // SAFETY: `args` is a valid clone_args of the size passed; the caller vouches for the rest.
+    unsafe { libc::syscall(libc::SYS_clone3, std::ptr::from_ref(args), size_of::<CloneArgs>()) }
 }
 
 fn socket_pair(what: &str) -> Result<(OwnedFd, OwnedFd)> {
