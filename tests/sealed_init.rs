@@ -73,8 +73,14 @@ fn init_runs_from_a_sealed_copy() {
     running.wait_for_line("ready");
     let find =
         || -> Vec<u32> { marker.pids().into_iter().filter(|p| *p != running.pid()).collect() };
-    assert!(wait_until(Duration::from_secs(5), || find().len() == 1), "no workload");
-    let init = ProcStat::of(find()[0]).expect("the workload's stat").ppid;
+    // Keep what the wait saw: a second look may land in the workload's exec.
+    let mut found = Vec::new();
+    let seen = wait_until(Duration::from_secs(5), || {
+        found = find();
+        found.len() == 1
+    });
+    assert!(seen, "no workload");
+    let init = ProcStat::of(found[0]).expect("the workload's stat").ppid;
     let exe = format!("/proc/{init}/exe");
 
     let target = fs::read_link(&exe).unwrap();

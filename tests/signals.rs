@@ -20,8 +20,12 @@ fn start(scratch: &Scratch, marker: &Marker, script: &str) -> Running {
 fn workload_pid(running: &Running, marker: &Marker) -> u32 {
     let find =
         || -> Vec<u32> { marker.pids().into_iter().filter(|p| *p != running.pid()).collect() };
-    wait_until(Duration::from_secs(5), || find().len() == 1);
-    let pids = find();
+    // Keep what the wait saw: a second look may land in the exec.
+    let mut pids = Vec::new();
+    wait_until(Duration::from_secs(5), || {
+        pids = find();
+        pids.len() == 1
+    });
     assert_eq!(pids.len(), 1, "the workload `sleep {marker}` is not running: {pids:?}");
     pids[0]
 }
